@@ -1,0 +1,5 @@
+import sys
+
+from ftdist.cli import main
+
+sys.exit(main())

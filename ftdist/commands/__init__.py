@@ -1,0 +1,1 @@
+"""Subcommands of the `ftdist` CLI, one module each (see ftdist.cli.COMMANDS)."""

@@ -1,0 +1,14 @@
+"""`method:` how the weights are trained: from scratch, all of them, or through adapters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ftdist.config.base import NamedSection
+
+
+class MethodConfig(NamedSection):
+    """The training method. Write `method: pretrain` or `method: {name: pretrain}`."""
+
+    name: Literal["pretrain", "full"] = "pretrain"
+    """`pretrain`: a scratch model, all weights trained; `full`: a pretrained model, all weights trained."""

@@ -1,0 +1,71 @@
+"""`RunConfig`: the whole run, one section per concern, plus the checks that span sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ftdist.config.base import Section
+from ftdist.config.data import DataConfig
+from ftdist.config.eval import EvalConfig, GenerationConfig
+from ftdist.config.method import MethodConfig
+from ftdist.config.model import ModelConfig
+from ftdist.config.optim import OptimConfig, ScheduleConfig
+from ftdist.config.strategy import StrategyConfig
+from ftdist.config.tracking import TrackingConfig
+from ftdist.config.train import CheckpointConfig, TrainConfig
+
+
+class RunConfig(Section):
+    """One training run. Precedence: command-line overrides > the YAML file > these defaults."""
+
+    name: str = "run"
+    """Run name; defaults to the config file's stem."""
+    output_dir: str | None = None
+    """Where the run folder goes; defaults to `runs/<name>`."""
+    seed: int = 1337
+    """Seed for weights, data order and dropout."""
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    """`auto` picks cuda, then mps, then cpu."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """`auto`: bf16 on CUDA that supports it, fp16 + grad scaler on older CUDA, fp32 on MPS and CPU."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @property
+    def run_dir(self) -> str:
+        return self.output_dir or f"runs/{self.name}"
+
+    @model_validator(mode="after")
+    def _method_matches_model(self) -> RunConfig:
+        if self.method.name == "pretrain" and self.model.path is not None:
+            raise ValueError(
+                f"method: pretrain trains a new model from model.scratch, but model.path={self.model.path!r} is set; "
+                "use method: full to fine-tune those weights, or remove model.path"
+            )
+        if self.method.name != "pretrain" and self.model.path is None:
+            raise ValueError(
+                f"method: {self.method.name} fine-tunes a pretrained model, but model.path is empty; "
+                "set model.path to a model folder or hub id, or use method: pretrain"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits_run(self) -> RunConfig:
+        if self.schedule.warmup_steps >= self.train.max_steps and self.schedule.warmup_steps > 0:
+            raise ValueError(
+                f"schedule.warmup_steps={self.schedule.warmup_steps} is not below train.max_steps="
+                f"{self.train.max_steps}; the learning rate would never reach its peak. Lower the warmup"
+            )
+        return self

@@ -1,0 +1,38 @@
+"""`train:` and `checkpoint:` the loop's length, batch shape, cadence and resume policy."""
+
+from __future__ import annotations
+
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt
+
+from ftdist.config.base import Section
+
+
+class TrainConfig(Section):
+    """Loop length, batch shape and the cadence of logging and evaluation (in optimizer steps)."""
+
+    max_steps: PositiveInt = 5000
+    """Optimizer steps to run."""
+    micro_batch_size: PositiveInt = 16
+    """Sequences per forward pass on each process."""
+    grad_accum: PositiveInt = 1
+    """Micro-batches accumulated into one optimizer step."""
+    grad_clip: NonNegativeFloat = 0.0
+    """Clip the global gradient norm to this value; 0 turns clipping off."""
+    eval_every: NonNegativeInt = 100
+    """Estimate train and val loss every N steps (and at the last step); 0 turns it off."""
+    eval_batches: PositiveInt = 200
+    """Batches per split in each evaluation."""
+    log_every: PositiveInt = 10
+    """Write a training event to the metrics every N steps."""
+
+
+class CheckpointConfig(Section):
+    """Resumable checkpoints under `<output_dir>/checkpoints/step-<N>/`."""
+
+    every: NonNegativeInt = 500
+    """Save every N steps (and at the end); 0 saves only at the end."""
+    keep_last: PositiveInt = 2
+    """Keep the newest K complete checkpoints and delete older ones."""
+    resume: str = "auto"
+    """`auto`: continue from the newest good checkpoint if one exists; `never`: refuse to reuse an output
+    folder that holds checkpoints; or a path to a checkpoint folder."""

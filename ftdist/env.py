@@ -1,0 +1,159 @@
+"""Where this process runs: rank and world size (from torchrun, Slurm or Ray), device, and numeric precision.
+
+Every launcher ends in the same worker function; this module is the one place that reads the launcher's
+environment variables, so the trainer never asks which launcher started it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from ftdist.errors import FtdistError
+
+# Which variables each launcher sets, in the order they are tried. torchrun wins over Slurm because
+# `srun torchrun ...` sets both, and torchrun's are the per-worker ones.
+LAUNCHER_VARIABLES: dict[str, dict[str, str]] = {
+    "torchrun": {"rank": "RANK", "world_size": "WORLD_SIZE", "local_rank": "LOCAL_RANK", "node_rank": "GROUP_RANK"},
+    "slurm": {
+        "rank": "SLURM_PROCID",
+        "world_size": "SLURM_NTASKS",
+        "local_rank": "SLURM_LOCALID",
+        "node_rank": "SLURM_NODEID",
+    },
+}
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    node_rank: int = 0
+    launcher: str = "single"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def detect_env(environ: dict[str, str] | None = None) -> DistEnv:
+    """Read rank and world size from whichever launcher set them; a plain `python` run is rank 0 of 1."""
+    environ = os.environ if environ is None else environ
+    for launcher, names in LAUNCHER_VARIABLES.items():
+        if names["rank"] in environ and names["world_size"] in environ:
+            if launcher == "slurm" and int(environ["SLURM_NTASKS"]) == 1:
+                continue  # `sbatch` with one task: behave as a plain single-process run
+            return DistEnv(
+                rank=int(environ[names["rank"]]),
+                world_size=int(environ[names["world_size"]]),
+                local_rank=int(environ.get(names["local_rank"], 0)),
+                node_rank=int(environ.get(names["node_rank"], 0)),
+                launcher=launcher,
+            )
+    return DistEnv()
+
+
+def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
+    """cuda > mps > cpu for `auto`; an explicit choice that this machine lacks is an error, not a fallback."""
+    available = {"cuda": torch.cuda.is_available(), "mps": _mps_available(), "cpu": True}
+    if requested == "auto":
+        requested = next(name for name in ("cuda", "mps", "cpu") if available[name])
+    if not available[requested]:
+        have = ", ".join(name for name, ok in available.items() if ok)
+        raise FtdistError(
+            f"device: {requested} was requested but this machine has no {requested}; "
+            f"available here: {have}. Set device: auto or device: cpu"
+        )
+    if requested == "cuda":
+        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    return torch.device(requested)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How numbers are stored and computed: parameters stay fp32; `autocast` runs matmuls in lower precision."""
+
+    name: str  # "fp32" | "bf16" | "fp16"
+    autocast_dtype: torch.dtype | None
+    grad_scaler: bool  # fp16 needs loss scaling; bf16 has fp32's exponent range and does not
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.autocast_dtype or torch.float32
+
+
+def pick_precision(requested: str, device: torch.device) -> Precision:
+    """bf16 on CUDA with bf16, fp16 + scaler on older CUDA, fp32 on MPS (several ops lack bf16) and CPU.
+
+    CPU defaults to fp32 even where bf16 exists: autocast on CPU is slower than fp32 for small matrices,
+    and the tiny models that run on CPU gain nothing from it. `precision: bf16` still turns it on.
+    """
+    if requested == "auto":
+        if device.type == "cuda":
+            requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            requested = "fp32"
+    if requested == "fp32":
+        return Precision("fp32", None, False)
+    if requested == "fp16" and device.type != "cuda":
+        raise FtdistError(
+            f"precision: fp16 needs a CUDA GPU (loss scaling is CUDA-only here), but the device is "
+            f"{device.type}; use precision: bf16 or fp32"
+        )
+    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise FtdistError("precision: bf16 is not supported by this GPU (pre-Ampere); use precision: fp16 or auto")
+    if requested == "bf16" and device.type == "mps":
+        raise FtdistError("precision: bf16 is unsafe on Apple MPS (several ops lack bf16 kernels); use fp32 or auto")
+    dtype = torch.bfloat16 if requested == "bf16" else torch.float16
+    return Precision(requested, dtype, requested == "fp16")
+
+
+def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800) -> None:
+    """Join the process group (nccl on GPU, gloo on CPU) unless this is a single process or already joined."""
+    if not env.distributed or dist.is_initialized():
+        return
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29500")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
+
+
+def shutdown_distributed() -> None:
+    """barrier + destroy: without it DeepSpeed on gloo aborts at exit in about 3 runs of 10."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank if `flag` is true on any rank (an all-reduce of the flag)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    backend_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    value = torch.tensor([1 if flag else 0], device=backend_device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def free_port() -> int:
+    """A free TCP port on this host, for single-node rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,271 @@
+"""`Trainer(config).fit()`: the one training loop every method, strategy and launcher shares.
+
+The loop reads as phases: set up, then per step `train_step` -> log -> evaluate -> checkpoint, then
+finish. Strategy-specific work (wrapping, backward, stepping, sharded saving) is behind `self.strategy`;
+method-specific work (adapters, quantization) happened in `apply_method` before the loop began.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ftdist.checkpoint import CheckpointManager, resolve_resume
+from ftdist.config import RunConfig, dump_config, load_config
+from ftdist.data import build_data
+from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
+from ftdist.errors import FtdistError
+from ftdist.loss import count_label_tokens, token_loss_sum
+from ftdist.methods import apply_method
+from ftdist.models import build_model, count_parameters
+from ftdist.optim import build_optimizer, build_scheduler
+from ftdist.preemption import PreemptionFlag
+from ftdist.progress import ProgressView
+from ftdist.strategies import build_strategy
+from ftdist.tracking import Tracker, check_trackers_installed
+from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    final_dir: Path | None = None
+    preempted: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Train one RunConfig. Construct with a RunConfig, a YAML path or a dict (plus `key=value` overrides)."""
+
+    def __init__(self, config: RunConfig | str | Path | dict, overrides: list[str] | tuple = ()) -> None:
+        self.config: RunConfig = load_config(config, overrides)
+        self.env = detect_env()
+        self.run_dir = Path(self.config.run_dir)
+        self.step = 0
+        self.last_eval: dict[str, float] = {}
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        try:
+            self.setup()
+        except BaseException:
+            self._discard_empty_run_dir()
+            self.close()
+            raise
+        try:
+            while self.step < self.config.train.max_steps:
+                if self.preemption.should_stop():
+                    self.save_checkpoint()
+                    self.view.say(
+                        f"{self.preemption.received or 'stop'} received: saved step {self.step}, exiting to be requeued"
+                    )
+                    return TrainResult(self.run_dir, self.step, preempted=True, metrics=self.last_eval)
+                started = time.perf_counter()
+                loss = self.train_step()
+                self.step += 1
+                self.after_step(loss, time.perf_counter() - started)
+            return self.finish()
+        finally:
+            self.close()
+
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step over `grad_accum` micro-batches; returns the mean loss per counted token."""
+        micro_batches = [self.data.next_batch() for _ in range(self.config.train.grad_accum)]
+        counted = max(1, sum(count_label_tokens(batch) for batch in micro_batches))
+        total = torch.zeros((), device=self.device)
+        for index, batch in enumerate(micro_batches):
+            with self.strategy.accumulating(self.model, last_micro_step=index == len(micro_batches) - 1):
+                with self.strategy.autocast():
+                    loss = token_loss_sum(self.model, batch, self.device) / counted
+                self.strategy.backward(loss, self.model)
+            total += loss.detach()
+        self.grad_norm = self.strategy.step(self.model, self.optimizer)
+        self.scheduler.step()
+        return total
+
+    def after_step(self, loss: torch.Tensor, seconds: float) -> None:
+        cfg = self.config.train
+        tokens_per_s = self.tokens_per_step / max(seconds, 1e-9)
+        if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+            value = float(loss)
+            if not math.isfinite(value):
+                raise FtdistError(
+                    f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
+                    "or use precision: fp32"
+                )
+            self.log(
+                loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, grad_norm=self.grad_norm
+            )
+            self.view.update(self.step, value, tokens_per_s)
+        else:
+            self.view.update(self.step)
+        if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):
+            self.last_eval = self.evaluate()
+            self.log(**self.last_eval)
+            self.view.say(
+                f"step {self.step}: train loss {self.last_eval['train_loss']:.4f}, "
+                f"val loss {self.last_eval['val_loss']:.4f}"
+            )
+        every = self.config.checkpoint.every
+        if every and self.step % every == 0 and self.step < cfg.max_steps:
+            self.save_checkpoint()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss over `train.eval_batches` batches of each split (the tiny SQL GPT paper's estimate)."""
+        self.model.eval()
+        result = {}
+        for split in ("train", "val"):
+            losses = []
+            for batch in self.data.eval_batches(split, self.config.train.eval_batches, self.step):
+                with self.strategy.autocast():
+                    losses.append(token_loss_sum(self.model, batch, self.device) / max(1, count_label_tokens(batch)))
+            mean = torch.stack(losses).mean().to(self._collective_device())
+            if self.env.distributed:  # gloo has no AVG: sum, then divide
+                torch.distributed.all_reduce(mean)
+                mean /= self.env.world_size
+            result[f"{split}_loss"] = float(mean)
+        self.model.train()
+        return result
+
+    # --- setup and teardown ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.config
+        self._created_run_dir = not self.run_dir.exists()
+        self._check_output_dir()
+        check_trackers_installed(cfg)
+        self.device = pick_device(cfg.device, self.env.local_rank)
+        self.precision = pick_precision(cfg.precision, self.device)
+        init_distributed(self.env, self.device)
+        torch.manual_seed(cfg.seed)
+        self.tokenizer, self.data = build_data(cfg, self.env)
+        self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
+        model = apply_method(build_model(cfg, self.tokenizer), cfg)
+        self.trainable, self.total_params = count_parameters(model)
+        self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
+        self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
+        resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        self.model.train()
+        self.preemption = PreemptionFlag(self.device)
+        self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
+        if self.env.is_main:
+            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+        self.view = ProgressView(cfg.train.max_steps, self.step, cfg.tracking.progress and self.env.is_main)
+        self.view.say(self._banner(resume_from))
+
+    def _check_output_dir(self) -> None:
+        """Fail before any data or model is loaded if the run folder cannot be written."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as error:
+            raise FtdistError(
+                f"output_dir={self.run_dir} cannot be written ({error.strerror}); choose a folder you "
+                "can write to, e.g. output_dir=runs/my-run"
+            ) from None
+
+    def _discard_empty_run_dir(self) -> None:
+        """A run that failed during setup leaves no folder behind that could pass for a real run."""
+        if getattr(self, "_created_run_dir", False) and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+            self.run_dir.rmdir()
+
+    def _banner(self, resume_from: Path | None) -> str:
+        share = 100 * self.trainable / max(1, self.total_params)
+        where = f"resumed from {resume_from} at step {self.step}" if resume_from else "starting at step 0"
+        return (
+            f"ftdist: {self.config.name} | {self.config.method.name} | {self.config.strategy.name} x"
+            f"{self.env.world_size} on {self.device} ({self.precision.name}) | {self.trainable:,} of "
+            f"{self.total_params:,} parameters train ({share:.2f}%) | {where} | run folder {self.run_dir}"
+        )
+
+    def log(self, **metrics: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.log(self.step, **metrics)
+
+    def close(self) -> None:
+        if getattr(self, "view", None):
+            self.view.close()
+        if getattr(self, "tracker", None):
+            self.tracker.close()
+        if getattr(self, "preemption", None):
+            self.preemption.restore()
+        shutdown_distributed()
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        def write(folder: Path) -> None:
+            self.strategy.save(self.model, self.optimizer, folder)
+            save_trainer_state(
+                folder,
+                self.env.rank,
+                {
+                    "step": self.step,
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": capture_rng(),
+                    "data": self.data.state_dict(),
+                    "scaler": self.strategy.scaler_state(),
+                },
+            )
+            if self.env.is_main:
+                (folder / "config.yaml").write_text(dump_config(self.config))
+                self.strategy.unwrap(self.model).config.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
+
+        return self.checkpoints.save(self.step, write)
+
+    def load_checkpoint(self, folder: Path) -> None:
+        self.strategy.load(self.model, self.optimizer, folder)
+        state = load_trainer_state(folder, self.env.rank)
+        self.step = state["step"]
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.data.load_state_dict(state["data"])
+        self.strategy.load_scaler_state(state["scaler"])
+        restore_rng(state["rng"])
+
+    # --- the end of a run -----------------------------------------------------------------------------------
+    def finish(self) -> TrainResult:
+        if not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
+            self.save_checkpoint()
+        final_dir = self.export_final()
+        if self.env.is_main:
+            self.view.close()
+            from ftdist.finish import write_run_artifacts
+
+            write_run_artifacts(
+                self.config, self.run_dir, self.strategy.unwrap(self.model), self.tokenizer, self.device
+            )
+            self.view.say(f"done: step {self.step}, final model in {final_dir}")
+        return TrainResult(self.run_dir, self.step, final_dir, metrics=self.last_eval)
+
+    def export_final(self) -> Path:
+        """`final/`: a Hugging Face folder, written aside and renamed, so it is either whole or absent."""
+        state = self.strategy.full_state_dict(self.model)  # collective
+        final, staging = self.run_dir / "final", self.run_dir / ".tmp-final"
+        if self.env.is_main:
+            shutil.rmtree(staging, ignore_errors=True)
+            self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
+            self.tokenizer.save_pretrained(staging)
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+        return final
+
+    def _collective_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def train(config: RunConfig | str | Path | dict, overrides: list[str] | tuple = ()) -> TrainResult:
+    """Train a run to the end (or until preempted). The entry point every launcher calls in each worker."""
+    return Trainer(config, overrides).fit()
