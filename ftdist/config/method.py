@@ -11,4 +11,5 @@ class MethodConfig(NamedSection):
     """The training method. Write `method: pretrain` or `method: {name: pretrain}`."""
 
     name: Literal["pretrain", "full"] = "pretrain"
-    """`pretrain`: a scratch model, all weights trained; `full`: a pretrained model, all weights trained."""
+    """`pretrain` and `full` both train every weight; `pretrain` starts from `model.scratch` (random init),
+    `full` from `model.path` (or, for tests, from a scratch model)."""

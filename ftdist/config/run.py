@@ -54,11 +54,6 @@ class RunConfig(Section):
                 f"method: pretrain trains a new model from model.scratch, but model.path={self.model.path!r} is set; "
                 "use method: full to fine-tune those weights, or remove model.path"
             )
-        if self.method.name != "pretrain" and self.model.path is None:
-            raise ValueError(
-                f"method: {self.method.name} fine-tunes a pretrained model, but model.path is empty; "
-                "set model.path to a model folder or hub id, or use method: pretrain"
-            )
         return self
 
     @model_validator(mode="after")
