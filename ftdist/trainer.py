@@ -161,7 +161,7 @@ class Trainer:
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
-        self.view = ProgressView(cfg.train.max_steps, self.step, cfg.tracking.progress and self.env.is_main)
+        self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
 
     def _check_output_dir(self) -> None:
