@@ -24,6 +24,10 @@ class SingleDevice(Strategy):
                 f"strategy: single runs one process, but this job has {self.env.world_size} "
                 "(torchrun/srun started several); use strategy: ddp, fsdp or deepspeed, or start one process"
             )
+        if self.config.strategy.activation_checkpointing:
+            from ftdist.strategies.layers import enable_hf_activation_checkpointing
+
+            enable_hf_activation_checkpointing(model)
         model = model.to(self.device)
         return model, build_optimizer(model)
 
