@@ -47,6 +47,8 @@ COMMON = [
 STRATEGIES = {
     "ddp": ["strategy=ddp"],
     "fsdp": ["strategy=fsdp"],
+    # checkpoint_wrapper inside each FSDP unit: DCP and export must see the plain parameter names
+    "fsdp_checkpointed": ["strategy=fsdp", "strategy.activation_checkpointing=true"],
     "zero2": ["strategy.name=deepspeed", "strategy.zero_stage=2"],
     "zero3": ["strategy.name=deepspeed", "strategy.zero_stage=3"],
     "zero3_offload": ["strategy.name=deepspeed", "strategy.zero_stage=3", "strategy.offload_optimizer=cpu"],
