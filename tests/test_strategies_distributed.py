@@ -18,6 +18,11 @@ other op is built: with offload on a CPU-only machine the optimizer is torch Ada
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -128,3 +133,33 @@ def _val_loss(model: torch.nn.Module, run_dir) -> float:
         for batch in data.eval_batches("val", config.train.eval_batches, 6)
     ]
     return float(torch.stack(losses).mean())
+
+
+@pytest.mark.parametrize("strategy", ["zero3"])
+def test_sigkill_of_all_ranks_then_resume_matches_uninterrupted(strategy, tmp_path):
+    """SIGKILL torchrun and both workers mid-run (possibly mid-save); `resume: auto` ends on the same curve."""
+    steps = ["train.max_steps=40", "checkpoint.every=5", "train.eval_every=0", "train.micro_batch_size=4"]
+    _launch(f"output_dir={tmp_path / 'ref'}", *steps, *STRATEGIES[strategy])
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "ftdist", "launch", "local", "--nproc", "2", CONFIG, *COMMON]
+    command += [f"output_dir={killed}", *steps, *STRATEGIES[strategy]]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() not in ("", "step-5")):
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)  # the launcher, torchrun and every rank at once
+    process.wait()
+    assert not (killed / "final").exists(), "the run finished before it could be killed"
+
+    _launch(f"output_dir={killed}", *steps, *STRATEGIES[strategy])  # resume: auto
+    reference = _curve(tmp_path / "ref")
+    resumed = _curve(killed)
+    assert resumed.keys() == reference.keys()
+    for step, values in reference.items():
+        assert resumed[step] == pytest.approx(values, rel=1e-6, abs=0), step
+    _assert_same_weights(
+        load_file(killed / "final/model.safetensors"), load_file(tmp_path / "ref/final/model.safetensors")
+    )
