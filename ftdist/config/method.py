@@ -73,12 +73,12 @@ class MethodConfig(NamedSection):
 
     @model_validator(mode="after")
     def _settings_match_method(self) -> MethodConfig:
-        if not self.uses_adapters and "lora" in self.model_fields_set:
+        if not self.uses_adapters and self.lora != LoraSettings():
             raise ValueError(
                 f"method.lora is set but method.name={self.name} trains no adapters; use method: lora (or qlora), "
                 "or remove method.lora"
             )
-        if self.name != "qlora" and "quantization" in self.model_fields_set:
+        if self.name != "qlora" and self.quantization != QuantizationSettings():
             raise ValueError(
                 f"method.quantization is set but method.name={self.name} does not quantize the base; "
                 "use method: qlora, or remove method.quantization"
