@@ -43,7 +43,12 @@ def build_tokenizer(config: RunConfig, text: str | None = None) -> PreTrainedTok
         if text is None:
             raise FtdistError("model.tokenizer: char needs the training text to build its vocabulary")
         return build_char_tokenizer(text)
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
+    key = "model.tokenizer" if config.model.tokenizer else "model.path"
+    _check_local(source, key)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
+    except OSError as error:
+        raise FtdistError(f"could not load the tokenizer from {key}={source}: {error}") from None
 
 
 def build_model(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
@@ -95,9 +100,7 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
 
 def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> PreTrainedModel:
     """Load a causal LM from a folder or hub id, safetensors only (no pickle), fp32 master weights."""
-    local = Path(path)
-    if (local.is_absolute() or path.startswith((".", "~"))) and not local.expanduser().exists():
-        raise FtdistError(f"model.path={path} does not exist; point it at a Hugging Face model folder")
+    _check_local(path, "model.path")
     kwargs.setdefault("dtype", torch.float32)
     try:
         return AutoModelForCausalLM.from_pretrained(
@@ -105,6 +108,13 @@ def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> Pre
         )
     except OSError as error:
         raise FtdistError(f"could not load model.path={path}: {error}") from None
+
+
+def _check_local(path: str, key: str) -> None:
+    """A path that is clearly local (absolute, ./, ~) must exist; anything else may be a hub id."""
+    local = Path(path)
+    if (local.is_absolute() or path.startswith((".", "~"))) and not local.expanduser().exists():
+        raise FtdistError(f"{key}={path} does not exist; point it at a Hugging Face model folder")
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
