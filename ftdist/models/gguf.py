@@ -51,6 +51,11 @@ def converted_folder(path: str | None, gguf_file: str) -> Path:
     if tokenizer.pad_token is None:  # older transformers leave it unset; ChatML models pad with eos
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
+    # The weights are already de-quantized to fp32; transformers still marks the model as GGUF-quantized and
+    # refuses to save it. Drop that marker so the result is a plain model folder.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     try:
