@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from ftdist.errors import FtdistError
+from ftdist.methods.state import load_model_state, save_model_state
 from ftdist.strategies.base import OptimizerFactory, Strategy
 
 MODEL_FILE = "model.safetensors"
@@ -31,11 +31,11 @@ class SingleDevice(Strategy):
         return model
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        save_model(self.unwrap(model), str(directory / MODEL_FILE))  # handles tied weights
+        save_model_state(self.unwrap(model), str(directory / MODEL_FILE))  # trainable weights only under LoRA
         torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        load_model(self.unwrap(model), str(directory / MODEL_FILE), device=str(self.device))
+        load_model_state(self.unwrap(model), str(directory / MODEL_FILE), device=str(self.device))
         optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location=self.device, weights_only=True))
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
