@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from importlib import resources
 
 from ftdist.config.data import DataConfig
 from ftdist.data.recipes.base import Example, Skipped, text_field
@@ -18,7 +19,9 @@ from ftdist.data.tables import load_tables
 KIND = "segments"
 
 STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "either", "else", "even", "ever", "every", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "however", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "may", "me", "might", "more", "most", "much", "must", "my", "myself", "neither", "no", "nor", "not", "now", "of", "off", "often", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "per", "rather", "same", "shall", "she", "should", "since", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "though", "through", "thus", "to", "too", "toward", "under", "until", "up", "upon", "us", "very", "was", "we", "were", "what", "when", "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would", "yet", "you", "your", "yours", "yourself", "yourselves", "unto", "thee", "thou", "thy", "thine", "ye", "hath", "doth", "shalt", "wilt", "art", "said", "saith", "also", "one", "two", "every", "many", "like", "get", "got", "make", "made", "use", "used", "using", "way", "well"]
+    line.strip()
+    for line in (resources.files("ftdist") / "assets" / "stopwords_en.txt").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
 )
 _SPLIT_SENTENCES = re.compile(r"[.!?,;:\t\"()\[\]{}\n\u2018\u2019\u201c\u201d]|\s-\s|--")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'_-]*")
