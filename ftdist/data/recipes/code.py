@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ftdist.config.data import DataConfig
 from ftdist.data.recipes.base import Example, Skipped
+from ftdist.data.sources import resolve_data_path
 from ftdist.data.tables import data_files
 from ftdist.errors import DataError
 
@@ -34,7 +35,8 @@ def kind(config: DataConfig) -> str:
 
 def examples(config: DataConfig, tokenizer=None) -> Iterator[Example | Skipped]:
     extensions = tuple(config.code.extensions)
-    root = Path(config.path) if Path(config.path).is_dir() else None
+    base = resolve_data_path(config.path)
+    root = base if base.is_dir() else None
     for path in data_files(config.path, extensions):
         text = path.read_text(encoding="utf-8", errors="replace")
         name = str(path.relative_to(root)) if root else path.name
