@@ -29,8 +29,10 @@ def test_empty_file(tmp_path):
 
 
 def test_chat_without_assistant_turn(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-            {"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}]},
+    ]
     path = write_jsonl(tmp_path / "c.jsonl", rows)
     with pytest.raises(DataError, match=r"c\.jsonl line 2: the conversation has no assistant turn"):
         tokenize(config(tmp_path, recipe="chat", path=str(path), seq_len=128))
@@ -49,8 +51,14 @@ def test_empty_response_is_an_error_not_an_empty_example(tmp_path):
 
 
 def long_rows(tmp_path):
-    return write_jsonl(tmp_path / "l.jsonl", [{"question": "q", "answer": "short"}, {"question": "q" * 10,
-                       "answer": "a" * 40}, {"question": "q" * 40, "answer": "a"}])
+    return write_jsonl(
+        tmp_path / "l.jsonl",
+        [
+            {"question": "q", "answer": "short"},
+            {"question": "q" * 10, "answer": "a" * 40},
+            {"question": "q" * 40, "answer": "a"},
+        ],
+    )
 
 
 def test_too_long_under_truncation_error(tmp_path):

@@ -34,7 +34,7 @@ def examples(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
 def test_pack_layout():
     rows = pack(examples(), SEQ, pad_id=0)
     assert rows["input_ids"].shape == (2, SEQ)  # 8+19+5+13+11 = 56 positions fit in 2 rows of 32
-    for row_positions, row_labels in zip(rows["position_ids"], rows["labels"], strict=True):
+    for row_positions, _row_labels in zip(rows["position_ids"], rows["labels"], strict=True):
         starts = np.flatnonzero(row_positions == 0)
         assert starts[0] == 0 and all(row_positions[s : s + 2].tolist() == [0, 1] for s in starts[:-1])
     # Every trained target survives, each exactly once, shifted by one inside its own example.
@@ -51,12 +51,22 @@ def test_no_packing_pads_each_example():
 def tiny(family: str):
     torch.manual_seed(0)
     if family == "gpt2":
-        cfg = GPT2Config(vocab_size=50, n_positions=SEQ, n_embd=32, n_layer=2, n_head=4, bos_token_id=None,
-                         eos_token_id=None)
+        cfg = GPT2Config(
+            vocab_size=50, n_positions=SEQ, n_embd=32, n_layer=2, n_head=4, bos_token_id=None, eos_token_id=None
+        )
     else:
-        cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=SEQ,
-                          bos_token_id=None, eos_token_id=None, pad_token_id=None)
+        cfg = LlamaConfig(
+            vocab_size=50,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=SEQ,
+            bos_token_id=None,
+            eos_token_id=None,
+            pad_token_id=None,
+        )
     return AutoModelForCausalLM.from_config(cfg).eval()
 
 
@@ -77,7 +87,7 @@ def test_packing_does_not_change_an_examples_loss(family):
     rows = pack(data, SEQ, pad_id=0)
     packed = token_losses(model, rows)
     # Find each example in the packed rows by its input tokens, and compare position by position.
-    for (ids, labels), own in zip(data, alone, strict=True):
+    for (ids, _labels), own in zip(data, alone, strict=True):
         n = len(ids) - 1
         found = False
         for r in range(rows["input_ids"].shape[0]):
@@ -94,7 +104,8 @@ def test_without_position_ids_attention_would_cross_examples():
     model = tiny("llama")
     data = examples()
     rows = pack(data, SEQ, pad_id=0)
-    alone = sum(token_losses(model, {"input_ids": ids[None, :-1], "labels": labels[None, 1:]}).sum()
-                for ids, labels in data)
+    alone = sum(
+        token_losses(model, {"input_ids": ids[None, :-1], "labels": labels[None, 1:]}).sum() for ids, labels in data
+    )
     leaky = token_losses(model, {"input_ids": rows["input_ids"], "labels": rows["labels"]}).sum()
     assert not torch.isclose(leaky, alone, rtol=1e-4)

@@ -23,8 +23,14 @@ def test_instruction_masks_the_prompt(tmp_path):
         tmp_path / "a.jsonl",
         [{"instruction": "add", "input": "1 2", "output": "3"}, {"instruction": "hi", "input": "", "output": "yo"}],
     )
-    cfg = config(tmp_path, recipe="instruction", path=str(path), seq_len=64, template="I: {instruction} {input}\nR: ",
-                 template_no_input="I: {instruction}\nR: ")
+    cfg = config(
+        tmp_path,
+        recipe="instruction",
+        path=str(path),
+        seq_len=64,
+        template="I: {instruction} {input}\nR: ",
+        template_no_input="I: {instruction}\nR: ",
+    )
     assert marked_examples(cfg) == ["⟦I: add 1 2\nR: ⟧3", "⟦I: hi\nR: ⟧yo"]
     tokenizer, tokenized, _ = tokenize(cfg)
     ids, labels = tokenized.examples[1]
@@ -34,15 +40,22 @@ def test_instruction_masks_the_prompt(tmp_path):
 
 def test_instruction_column_mapping(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [{"task": "hi", "response": "yo"}])
-    cfg = config(tmp_path, recipe="instruction", path=str(path), seq_len=64, columns={"instruction": "task",
-                 "output": "response"}, template_no_input="{instruction}=")
+    cfg = config(
+        tmp_path,
+        recipe="instruction",
+        path=str(path),
+        seq_len=64,
+        columns={"instruction": "task", "output": "response"},
+        template_no_input="{instruction}=",
+    )
     assert marked_examples(cfg) == ["⟦hi=⟧yo"]
 
 
 def test_qa_with_few_shot_prefix(tmp_path):
     path = write_jsonl(tmp_path / "q.jsonl", [{"question": "2+2?", "answer": "4"}])
-    cfg = config(tmp_path, recipe="qa", path=str(path), seq_len=128, qa={"few_shot": [{"question": "1+1?",
-                 "answer": "2"}]})
+    cfg = config(
+        tmp_path, recipe="qa", path=str(path), seq_len=128, qa={"few_shot": [{"question": "1+1?", "answer": "2"}]}
+    )
     assert marked_examples(cfg) == ["⟦Question: 1+1?\nAnswer: 2\n\nQuestion: 2+2?\nAnswer: ⟧4"]
 
 
@@ -54,8 +67,9 @@ def test_chat_trains_only_assistant_turns_with_role_map(tmp_path):
         {"role": "bot", "content": "ciao"},
     ]
     path = write_jsonl(tmp_path / "c.jsonl", [{"messages": messages}])
-    cfg = config(tmp_path, recipe="chat", path=str(path), seq_len=256,
-                 chat={"role_map": {"human": "user", "bot": "assistant"}})
+    cfg = config(
+        tmp_path, recipe="chat", path=str(path), seq_len=256, chat={"role_map": {"human": "user", "bot": "assistant"}}
+    )
     user = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
     assert marked_examples(cfg) == [
         "⟦" + user.format("hi") + "⟧hello<|im_end|>\n⟦" + user.format("bye") + "⟧ciao<|im_end|>\n"
@@ -74,8 +88,13 @@ def test_rake_keywords_on_a_hand_checked_sentence():
 
 def test_keywords_recipe(tmp_path):
     path = write_jsonl(tmp_path / "k.jsonl", [{"text": "Packing puts examples into one sequence."}])
-    cfg = config(tmp_path, recipe="keywords", path=str(path), seq_len=256, keywords={"top_k": 2, "min_words": 3,
-                 "template": "{text}\nK: "})
+    cfg = config(
+        tmp_path,
+        recipe="keywords",
+        path=str(path),
+        seq_len=256,
+        keywords={"top_k": 2, "min_words": 3, "template": "{text}\nK: "},
+    )
     assert marked_examples(cfg) == ["⟦Packing puts examples into one sequence.\nK: ⟧packing puts examples, sequence"]
 
 
@@ -83,8 +102,10 @@ def test_headings_use_the_heading_path_as_prompt(tmp_path):
     cfg = config(tmp_path, recipe="headings", path="builtin:guide.md", seq_len=256)
     samples = marked_examples(cfg)
     assert samples[0] == "⟦Fine-tuning guide\n\n⟧A short guide written for ftdist's tests and examples."
-    assert samples[3] == "⟦Fine-tuning guide > Preparing data > Masking\n\n⟧" \
+    assert (
+        samples[3] == "⟦Fine-tuning guide > Preparing data > Masking\n\n⟧"
         "Only the response counts in the loss. Prompt tokens are labelled -100."
+    )
     assert len(samples) == 6
 
 

@@ -74,13 +74,11 @@ def load_file(path: Path) -> Table:
         raise DataError(f"{path}: cannot read {path.suffix!r} files; use one of {', '.join(sorted(FORMATS))}")
     if not _has_content(path):
         raise DataError(f"{path} is empty; add data to it or remove it from data.path")
-    if fmt == "json" and path.suffix.lower() == ".jsonl":
-        _check_jsonl(path)
     try:
         dataset = datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as error:  # datasets wraps parser errors in its own types; name the file either way
-        if fmt == "json":
-            _check_jsonl(path)  # a .json file holding JSON lines: find the bad line
+        if fmt == "json" and path.suffix.lower() == ".jsonl":
+            _check_jsonl(path)  # find the bad line, which datasets' error does not name
         raise DataError(f"{path}: could not be read as {fmt}: {_root_cause(error)}") from None
     if len(dataset) == 0:
         raise DataError(f"{path} has no rows; add data to it or remove it from data.path")
