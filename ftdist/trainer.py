@@ -100,9 +100,8 @@ class Trainer:
                     f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
                     "or use precision: fp32"
                 )
-            self.log(
-                loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, grad_norm=self.grad_norm
-            )
+            norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
+            self.log(loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, **norm)
             self.view.update(self.step, value, tokens_per_s)
         else:
             self.view.update(self.step)
@@ -161,7 +160,7 @@ class Trainer:
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
-        self.view = ProgressView(cfg.train.max_steps, self.step, cfg.tracking.progress and self.env.is_main)
+        self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
 
     def _check_output_dir(self) -> None:
