@@ -35,7 +35,7 @@ def bpe_tokenizer(folder: Path, corpus: list[str]) -> str:
     from transformers import PreTrainedTokenizerFast
 
     spec = importlib.util.find_spec("whisper")  # never imported: it needs numba and triton
-    if spec is not None:
+    if spec is not None and importlib.util.find_spec("tiktoken") is not None:  # the converter reads with tiktoken
         from transformers.convert_slow_tokenizer import TikTokenConverter
 
         ranks = os.path.join(spec.submodule_search_locations[0], "assets", "gpt2.tiktoken")

@@ -129,12 +129,12 @@ def test_code_pairs_functions_with_docs_python_and_java(tmp_path):
 
 def test_code_raw_and_text_chunking_with_overlap(tmp_path):
     path = tmp_path / "doc.txt"
-    path.write_text("abcdefghij\n")
+    path.write_text("abcde\nfghij\n")
     cfg = config(tmp_path, recipe="text", path=str(path), seq_len=4, chunk_overlap=1)
     tokenizer, tokenized, _ = tokenize(cfg)
     chunks = [tokenizer.decode(ids) for ids, _ in tokenized.examples]
-    assert chunks == ["abcde", "defgh", "ghij"]  # stride seq_len - overlap = 3
-    # In later chunks the overlapped token ("e", then "h") is context only: it was trained in the chunk before.
+    assert chunks == ["abcde", "de\nfg", "fghij"]  # one document per file; stride seq_len - overlap = 3
+    # In later chunks the overlapped token ("e", then "g") is context only: it was trained in the chunk before.
     assert [int((labels == IGNORE).sum()) for _, labels in tokenized.examples] == [0, 1, 1]
     assert tokenized.examples[1][1][1] == IGNORE
     raw = config(tmp_path, recipe="code", path="builtin:code_tree", seq_len=64, code={"mode": "raw"})

@@ -110,8 +110,6 @@ class DataConfig(Section):
     """End every response (and every document) with the tokenizer's EOS token, if it has one."""
     cache_dir: str = ".ftdist_cache/data"
     """Where `ftdist prepare` keeps tokenized, packed data, keyed by a fingerprint of data, tokenizer and settings."""
-    num_proc: PositiveInt = 1
-    """Processes for tokenizing large sources (the fast tokenizer already batches in Rust)."""
 
     chat: ChatOptions = Field(default_factory=ChatOptions)
     qa: QAOptions = Field(default_factory=QAOptions)

@@ -43,7 +43,7 @@ class Prepared:
 def fingerprint(config: RunConfig) -> str:
     """A hash of the data bytes, the tokenizer files and the settings that shape the prepared arrays."""
     digest = hashlib.sha256(f"ftdist-data-v{FORMAT_VERSION}".encode())
-    settings = config.data.model_dump(exclude={"cache_dir", "num_proc"})
+    settings = config.data.model_dump(exclude={"cache_dir"})
     digest.update(json.dumps([settings, config.seed, config.model.tokenizer_source], sort_keys=True).encode())
     for path in _source_files(config.data.path):
         digest.update(str(path.name).encode())
