@@ -6,8 +6,6 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -17,31 +15,15 @@ from transformers import (
 
 from ftdist.config.eval import GenerationConfig
 from ftdist.errors import FtdistError
-
-
-def resolve_model_folder(run_or_model: str | Path) -> Path:
-    """A run folder means its `final/` (or, before it finished, its latest checkpoint); else the folder itself."""
-    path = Path(run_or_model)
-    if (path / "final" / "config.json").exists():
-        return path / "final"
-    latest = path / "checkpoints" / "latest"
-    if latest.exists():
-        return path / "checkpoints" / latest.read_text().strip()
-    if (path / "config.json").exists():
-        return path
-    raise FtdistError(
-        f"{run_or_model} is neither a run folder (with final/ or checkpoints/) nor a model folder "
-        "(with config.json); pass e.g. runs/tiny_sql_gpt"
-    )
+from ftdist.export import load_trained
 
 
 def load_for_generation(
     run_or_model: str | Path, device: torch.device
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    folder = resolve_model_folder(run_or_model)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device)
-    return model.eval(), tokenizer
+    """The run's model ready to sample: a full model, or an adapter on its base (no merge needed)."""
+    model, tokenizer, _ = load_trained(run_or_model, device)
+    return model, tokenizer
 
 
 @torch.no_grad()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import REPO
 
+from conftest import REPO
 from ftdist.config import load_config
 from ftdist.data import build_data
 from ftdist.env import DistEnv, Precision

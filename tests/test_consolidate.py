@@ -4,9 +4,9 @@ on real 2-rank checkpoints, in test_strategies_distributed.py)."""
 from __future__ import annotations
 
 import torch
-from conftest import REPO
 from safetensors.torch import load_file
 
+from conftest import REPO
 from ftdist import train
 from ftdist.strategies.consolidate import checkpoint_format, load_full_state_dict, load_model
 

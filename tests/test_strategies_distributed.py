@@ -26,9 +26,9 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, run_cli
 from safetensors.torch import load_file
 
+from conftest import REPO, run_cli
 from ftdist.config import load_config
 from ftdist.data import build_data
 from ftdist.env import DistEnv

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO, run_cli
 
+from conftest import REPO, run_cli
 from ftdist.config import load_config
 from ftdist.config.strategy_checks import check_quantized_sharding
 from ftdist.data.stream import TokenStreamData

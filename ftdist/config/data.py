@@ -1,26 +1,120 @@
-"""`data:` what the model reads, and how it is cut into training sequences."""
+"""`data:` what the model reads, and how it is cut into training sequences.
+
+One section for every recipe; options that only one recipe reads live in a small subsection named after it
+(`data.chat`, `data.qa`, `data.keywords`, `data.code`), so the top level stays short.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from ftdist.config.base import Section
+
+Recipe = Literal["stream", "text", "instruction", "chat", "qa", "keywords", "headings", "code"]
+
+# The columns each table-reading recipe needs, keyed by the recipe's own name for them (see `data.columns`).
+RECIPE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "instruction": ("instruction", "input", "output"),
+    "chat": ("messages",),
+    "qa": ("question", "answer"),
+    "keywords": ("text",),
+}
+OPTIONAL_COLUMNS = {("instruction", "input")}  # Alpaca data often has no `input`
+
+ALPACA_TEMPLATE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+ALPACA_TEMPLATE_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n"
+)
+
+
+class ChatOptions(Section):
+    """`data.chat`: how conversations are read and rendered."""
+
+    role_map: dict[str, str] = Field(default_factory=dict)
+    """Your role names -> `system`/`user`/`assistant`, e.g. `{human: user, bot: assistant}`."""
+    template: str | None = None
+    """A Jinja chat template; defaults to the tokenizer's own, or ChatML when the tokenizer has none."""
+
+
+class QAOptions(Section):
+    """`data.qa`: question/answer pairs, optionally after a fixed few-shot prefix."""
+
+    template: str = "Question: {question}\nAnswer: "
+    """The prompt (not trained on); the answer follows it."""
+    few_shot: list[dict[str, str]] = Field(default_factory=list)
+    """Worked examples `{question, answer}` rendered with `template` before every question (masked)."""
+
+
+class KeywordOptions(Section):
+    """`data.keywords`: paragraphs paired with their RAKE keywords (built-in stopword list, no download)."""
+
+    top_k: PositiveInt = 5
+    """Keywords kept per paragraph, best-scored first."""
+    min_words: PositiveInt = 8
+    """Paragraphs with fewer words are skipped (too short to summarise)."""
+    template: str = "Extract the keywords.\n\n{text}\n\nKeywords: "
+    """The prompt (not trained on); the comma-separated keywords follow it."""
+
+
+class CodeOptions(Section):
+    """`data.code`: a source tree as function/docstring pairs or as raw text."""
+
+    mode: Literal["functions", "raw"] = "functions"
+    """`functions`: each documented function, prompted by its docstring or leading comments; `raw`: every
+    file's text for next-token training."""
+    extensions: list[str] = Field(default_factory=lambda: [".py", ".java"])
+    """File endings read from the tree."""
+    template: str = "{language} function `{name}`: {doc}\n"
+    """The prompt (not trained on); the function's source follows it."""
 
 
 class DataConfig(Section):
     """Training data. Paths are relative to the working directory; `builtin:NAME` names a file shipped in ftdist."""
 
-    recipe: Literal["stream"] = "stream"
-    """`stream`: one text file read as a single token stream, split by position into train/val, and sampled as
-    random windows each step (the tiny SQL GPT paper's protocol)."""
+    recipe: Recipe = "stream"
+    """How records become training examples:
+    `stream`: one text file as a single token stream sampled in random windows (the tiny SQL GPT protocol);
+    `text`: documents chunked by tokens and packed to full sequences; `instruction`: Alpaca
+    instruction/input/output, only the output trains; `chat`: conversations, only assistant turns train;
+    `qa`: question/answer pairs; `keywords`: paragraphs -> RAKE keywords; `headings`: Markdown sections with
+    their heading path as the prompt; `code`: functions paired with their docstrings, or raw source."""
     path: str = "builtin:tiny_sql_corpus.txt"
-    """The text file (or, for other recipes, the data source)."""
+    """A file, a folder of files (json/jsonl/csv/parquet/txt/md, or source code), `builtin:NAME`, or a hub id."""
     seq_len: PositiveInt = 32
     """Tokens per training sequence (the context length)."""
     val_fraction: float = 0.1
-    """Share of the data held out for validation: the last part of the stream, by position."""
+    """Share held out for validation: the last part of the stream (`stream`), else a seeded share of examples."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Recipe field -> column in your data, e.g. `{output: response}`. Fields: text (text, keywords);
+    instruction, input, output (instruction); messages (chat); question, answer (qa)."""
+    template: str = ALPACA_TEMPLATE
+    """`instruction` prompt with `{instruction}` and `{input}` (not trained on); the output follows it."""
+    template_no_input: str = ALPACA_TEMPLATE_NO_INPUT
+    """`instruction` prompt used when a record's input is empty."""
+    chunk_overlap: NonNegativeInt = 0
+    """`text`/`code raw`: tokens each chunk repeats from the previous one, as context (not trained twice)."""
+    truncation: Literal["error", "drop", "truncate"] = "error"
+    """An example longer than seq_len + 1 tokens: `error` stops with its file and row; `drop` skips it;
+    `truncate` cuts it (dropped if no trained token is left). Dropped and cut examples are counted in the card."""
+    packing: bool = True
+    """Put several examples into one sequence (attention stays within each example); off pads each alone."""
+    add_eos: bool = True
+    """End every response (and every document) with the tokenizer's EOS token, if it has one."""
+    cache_dir: str = ".ftdist_cache/data"
+    """Where `ftdist prepare` keeps tokenized, packed data, keyed by a fingerprint of data, tokenizer and settings."""
+
+    chat: ChatOptions = Field(default_factory=ChatOptions)
+    qa: QAOptions = Field(default_factory=QAOptions)
+    keywords: KeywordOptions = Field(default_factory=KeywordOptions)
+    code: CodeOptions = Field(default_factory=CodeOptions)
 
     @field_validator("val_fraction")
     @classmethod
@@ -28,3 +122,41 @@ class DataConfig(Section):
         if not 0.0 < value < 1.0:
             raise ValueError("data.val_fraction must be between 0 and 1 (exclusive), e.g. 0.1")
         return value
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> DataConfig:
+        known = RECIPE_COLUMNS.get(self.recipe, ())
+        unknown = sorted(set(self.columns) - set(known))
+        if unknown:
+            fields = ", ".join(known) if known else "none (this recipe reads files, not columns)"
+            raise ValueError(
+                f"data.columns has {', '.join(unknown)}, which recipe {self.recipe} does not read; "
+                f"its fields are: {fields}. Write data.columns as {{field: your_column}}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _overlap_below_length(self) -> DataConfig:
+        if self.chunk_overlap >= self.seq_len:
+            raise ValueError(
+                f"data.chunk_overlap={self.chunk_overlap} must be below data.seq_len={self.seq_len}, or no chunk "
+                "would hold a new token; lower chunk_overlap (e.g. to seq_len // 8)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _templates_have_fields(self) -> DataConfig:
+        checks = [
+            ("data.template", self.template, "{instruction}"),
+            ("data.template_no_input", self.template_no_input, "{instruction}"),
+            ("data.qa.template", self.qa.template, "{question}"),
+            ("data.keywords.template", self.keywords.template, "{text}"),
+        ]
+        for key, template, field in checks:
+            if field not in template:
+                raise ValueError(f"{key} must contain {field}, where the record's value goes; got {template!r}")
+        return self
+
+    def column(self, field: str) -> str:
+        """The data column that holds the recipe's `field`."""
+        return self.columns.get(field, field)

@@ -61,13 +61,16 @@ class ModelConfig(Section):
     Defaults to `path` for pretrained models and `char` for scratch models."""
     trust_remote_code: bool = False
     """Allow model code from the model folder to run. Off unless you trust its source."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 30% more compute."""
+    gradient_checkpointing: bool | None = None
+    """Recompute activations in the backward pass: less memory, about 30% more compute. Default: on for
+    `method: qlora`, off otherwise."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
-        if self.path is None and self.scratch is None:
+        if self.path is None and self.scratch is None and self.gguf_file is None:
             self.scratch = ScratchModel()
+        if self.gguf_file is not None and self.scratch is not None:
+            raise ValueError("model.gguf_file and model.scratch are both set; a GGUF base is pretrained, remove one")
         if self.path is not None and self.scratch is not None:
             raise ValueError(
                 "model.path and model.scratch are both set; use model.path to start from pretrained weights "
@@ -77,4 +80,8 @@ class ModelConfig(Section):
 
     @property
     def tokenizer_source(self) -> str:
-        return self.tokenizer or (self.path if self.path is not None else "char")
+        if self.tokenizer:
+            return self.tokenizer
+        if self.gguf_file is not None:
+            return "gguf"  # the tokenizer packed in the GGUF file
+        return self.path if self.path is not None else "char"

@@ -12,8 +12,10 @@ from ftdist.config.base import NamedSection
 class OptimConfig(NamedSection):
     """The optimizer. Weight decay never applies to biases, norms or embeddings of size 1 per feature."""
 
-    name: Literal["adamw", "sgd"] = "adamw"
-    """`adamw` (torch, fused where the device supports it) or `sgd`."""
+    name: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd"] = "adamw"
+    """`adamw` (torch, fused where the device supports it); `adamw_8bit` (bitsandbytes, 8-bit moments);
+    `paged_adamw_8bit` / `paged_adamw_32bit` (bitsandbytes, optimizer state in CUDA unified memory that pages
+    to the CPU under memory pressure; CUDA only); or `sgd`."""
     lr: PositiveFloat = 1e-3
     """Peak learning rate."""
     weight_decay: NonNegativeFloat = 0.01
@@ -24,6 +26,9 @@ class OptimConfig(NamedSection):
     """Adam epsilon."""
     momentum: NonNegativeFloat = 0.0
     """SGD momentum."""
+    on_unsupported: Literal["error", "fallback"] = "error"
+    """What a paged optimizer does without CUDA: `error` stops with a message; `fallback` uses the unpaged
+    bitsandbytes optimizer and says so once (bitsandbytes alone would fall back without telling)."""
 
 
 class ScheduleConfig(NamedSection):

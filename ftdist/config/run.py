@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -49,11 +50,26 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _method_matches_model(self) -> RunConfig:
-        if self.method.name == "pretrain" and self.model.path is not None:
+        if self.method.name == "pretrain" and (self.model.path is not None or self.model.gguf_file is not None):
             raise ValueError(
                 f"method: pretrain trains a new model from model.scratch, but model.path={self.model.path!r} is set; "
                 "use method: full to fine-tune those weights, or remove model.path"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _quantized_base_is_servable(self) -> RunConfig:
+        if self.method.name != "qlora":
+            return self
+        if self.strategy.name not in ("single", "ddp"):
+            raise ValueError(
+                f"method: qlora keeps a 4-bit base on every process, which strategy: {self.strategy.name} cannot "
+                "shard here; use strategy: single or ddp, or method: lora"
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ValueError("method: qlora needs bitsandbytes; pip install bitsandbytes, or use method: lora")
+        if self.device == "mps":
+            raise ValueError("method: qlora needs bitsandbytes, which has no MPS backend; use device: cpu or cuda")
         return self
 
     @model_validator(mode="after")

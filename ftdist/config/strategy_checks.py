@@ -28,21 +28,20 @@ def check_deepspeed_json(config: Any) -> None:
 
 
 def check_quantized_sharding(config: Any) -> None:
-    """A 4-bit (bitsandbytes) base cannot be partitioned by ZeRO-3 or FSDP here."""
+    """A quantized (bitsandbytes) base cannot be partitioned by ZeRO-3 or FSDP here."""
     strategy = config.strategy
     shards_params = (strategy.name == "deepspeed" and strategy.zero_stage == 3) or strategy.name == "fsdp"
     if shards_params and _loads_4bit(config.method):
         where = f"strategy.name={strategy.name}" + (" with zero_stage=3" if strategy.name == "deepspeed" else "")
         raise ValueError(
-            f"method={config.method.name} keeps the base model in 4-bit, which {where} cannot shard (it needs "
-            "a quantized-storage dtype that ftdist does not set up). Use strategy: ddp or strategy: {name: "
+            f"method={config.method.name} keeps the base model quantized (bitsandbytes 4/8-bit), which {where} "
+            "cannot shard (it needs a quantized-storage dtype that ftdist does not set up). Use strategy: ddp or "
+            "strategy: {name: "
             "deepspeed, zero_stage: 2} with the 4-bit base, or method: lora (16-bit base) with fsdp / ZeRO-3"
         )
 
 
 def _loads_4bit(method: Any) -> bool:
-    # The methods section may spell quantization as a method name (qlora) or as a field; accept both.
-    if method.name == "qlora":
-        return True
-    bits = getattr(method, "bits", None) or getattr(method, "quantize_bits", None)
-    return bits == 4 or bool(getattr(method, "load_in_4bit", False))
+    """`qlora` quantizes the frozen base with bitsandbytes (4-bit, or 8-bit with quantization.load_in_8bit);
+    neither packed layout can be partitioned without a quantized-storage dtype."""
+    return method.name == "qlora"

@@ -2,7 +2,12 @@
 
 A batch source has `next_batch()`, `eval_batches(split, count, step)`, `tokens_per_batch`, and
 `state_dict()` / `load_state_dict()` (its position, for exact resume). Batches hold `input_ids` and
-`labels` aligned position by position (already shifted; -100 marks tokens that do not count).
+`labels` aligned position by position (already shifted; -100 marks tokens that do not count); any other
+key (`position_ids`) is passed to the model.
+
+`stream` reads its text file directly. Every other recipe goes through `ftdist.data.prepare`: rank 0
+tokenizes and packs once into the cache (or finds it there), the other ranks wait at a barrier and then
+read the same cache, so no rank ever redoes the work.
 """
 
 from __future__ import annotations
@@ -11,16 +16,20 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
+from ftdist.data.prepared import PreparedData
 from ftdist.data.sources import read_text
 from ftdist.data.stream import TokenStreamData
-from ftdist.env import DistEnv
+from ftdist.env import DistEnv, any_rank
+from ftdist.errors import DataError
 from ftdist.models import build_tokenizer
 
-__all__ = ["TokenStreamData", "build_data"]
+__all__ = ["PreparedData", "TokenStreamData", "build_data"]
 
 
-def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, TokenStreamData]:
+def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, TokenStreamData | PreparedData]:
     """Read the data, build or load the tokenizer, and return (tokenizer, batch source)."""
+    if config.data.recipe != "stream":
+        return _prepared(config, env)
     text = read_text(config.data.path)
     tokenizer = build_tokenizer(config, text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -36,3 +45,32 @@ def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase
         source=f"data.path={config.data.path}",
     )
     return tokenizer, data
+
+
+def _prepared(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, PreparedData]:
+    from ftdist.data.prepare import prepare
+
+    failure: BaseException | None = None
+    prepared = None
+    if env.is_main:
+        try:
+            prepared = prepare(config)
+        except Exception as error:  # tell the waiting ranks, then raise it here
+            failure = error
+    # The other ranks wait here for rank 0's cache (this all-reduce is the barrier), then read it.
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    if any_rank(failure is not None, device):
+        if failure is not None:
+            raise failure
+        raise DataError("rank 0 failed to prepare the data (its error is in rank 0's output)")
+    if prepared is None:
+        prepared = prepare(config, build=False)
+    data = PreparedData(
+        prepared.splits,
+        config.train.micro_batch_size,
+        config.seed,
+        rank=env.rank,
+        world_size=env.world_size,
+        source=f"data.path={config.data.path}",
+    )
+    return prepared.tokenizer, data

@@ -16,6 +16,8 @@ from ftdist.config import RunConfig
 REGISTRY: dict[str, str] = {
     "pretrain": "ftdist.methods.full:apply",
     "full": "ftdist.methods.full:apply",
+    "lora": "ftdist.methods.lora:apply",
+    "qlora": "ftdist.methods.lora:apply",
 }
 
 

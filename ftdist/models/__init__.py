@@ -1,7 +1,15 @@
-"""Build the tokenizer and the model a run trains. Loading is weights-only (safetensors), remote code is opt-in."""
+"""Build the tokenizer and the model a run trains. Loading is weights-only (safetensors), remote code is opt-in.
+
+Every pretrained base is a Hugging Face folder on disk by the time it loads: `model.path` itself, the cached
+conversion of a GGUF file (`models/gguf.py`), or, for adapter methods on a `model.scratch` model, the random
+base saved once under the run folder (so the adapter always has a base to refer to, and QLoRA can quantize it
+through the same `from_pretrained` path as a real model).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -10,49 +18,110 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from ftdist.config import RunConfig
 from ftdist.errors import FtdistError
 from ftdist.models.char_tokenizer import build_char_tokenizer
+from ftdist.models.gguf import converted_folder
+from ftdist.models.quantized import quantized_load_options
 from ftdist.models.scratch import scratch_model_config
 
-__all__ = ["build_model", "build_tokenizer", "count_parameters", "load_pretrained"]
+__all__ = [
+    "base_folder",
+    "build_model",
+    "gradient_checkpointing_on",
+    "build_tokenizer",
+    "count_parameters",
+    "load_pretrained",
+]
+
+SCRATCH_BASE = "base"  # run_dir/base: the saved random base of an adapter run on a scratch model
 
 
 def build_tokenizer(config: RunConfig, text: str | None = None) -> PreTrainedTokenizerBase:
     """`char` builds a vocabulary from `text`; anything else is a tokenizer folder or hub id."""
     source = config.model.tokenizer_source
-    if source == "char":
+    if source == "gguf":
+        source = str(converted_folder(config.model.path, config.model.gguf_file))
+    elif source == "char":
         if text is None:
             raise FtdistError("model.tokenizer: char needs the training text to build its vocabulary")
         return build_char_tokenizer(text)
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
+    key = "model.tokenizer" if config.model.tokenizer else "model.path"
+    _check_local(source, key)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
+    except OSError as error:
+        raise FtdistError(f"could not load the tokenizer from {key}={source}: {error}") from None
 
 
 def build_model(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """A fresh model from `model.scratch` (seeded by `seed`), or pretrained weights from `model.path`."""
-    if config.model.path is None:
+    options = quantized_load_options(config)
+    folder = base_folder(config, tokenizer)
+    if folder is None:
         torch.manual_seed(config.seed)
         hf_config = scratch_model_config(config.model.scratch, len(tokenizer), config.data.seq_len)
         model = AutoModelForCausalLM.from_config(hf_config)
     else:
-        model = load_pretrained(config.model.path, trust_remote_code=config.model.trust_remote_code)
-    if config.model.gradient_checkpointing:
+        model = load_pretrained(str(folder), trust_remote_code=config.model.trust_remote_code, **options)
+    if gradient_checkpointing_on(config):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 
+def gradient_checkpointing_on(config: RunConfig) -> bool:
+    """`model.gradient_checkpointing`, defaulting to on where memory is the point (QLoRA) and off elsewhere."""
+    if config.model.gradient_checkpointing is None:
+        return config.method.name == "qlora"
+    return config.model.gradient_checkpointing
+
+
+def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> Path | None:
+    """The HF folder the base loads from, or None for a model built fresh from `model.scratch`."""
+    if config.model.gguf_file:
+        return converted_folder(config.model.path, config.model.gguf_file)
+    if config.model.path is not None:
+        local = Path(config.model.path).expanduser()
+        return local.resolve() if local.exists() else Path(config.model.path)  # absolute: adapters refer to it
+    if not config.method.uses_adapters:
+        return None
+    target = Path(config.run_dir).resolve() / SCRATCH_BASE
+    if not (target / "config.json").exists():
+        if tokenizer is None:
+            raise FtdistError(f"{target} is missing: the run's saved scratch base was deleted")
+        torch.manual_seed(config.seed)
+        hf_config = scratch_model_config(config.model.scratch, len(tokenizer), config.data.seq_len)
+        staging = target.with_name(f".tmp-{SCRATCH_BASE}-{os.getpid()}")
+        AutoModelForCausalLM.from_config(hf_config).save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another rank saved the same seeded base first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> PreTrainedModel:
     """Load a causal LM from a folder or hub id, safetensors only (no pickle), fp32 master weights."""
-    local = Path(path)
-    if (local.is_absolute() or path.startswith((".", "~"))) and not local.expanduser().exists():
-        raise FtdistError(f"model.path={path} does not exist; point it at a Hugging Face model folder")
+    _check_local(path, "model.path")
+    kwargs.setdefault("dtype", torch.float32)
     try:
         return AutoModelForCausalLM.from_pretrained(
-            path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch.float32, **kwargs
+            path, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
         )
     except OSError as error:
         raise FtdistError(f"could not load model.path={path}: {error}") from None
 
 
+def _check_local(path: str, key: str) -> None:
+    """A path that is clearly local (absolute, ./, ~) must exist; anything else may be a hub id."""
+    local = Path(path)
+    if (local.is_absolute() or path.startswith((".", "~"))) and not local.expanduser().exists():
+        raise FtdistError(f"{key}={path} does not exist; point it at a Hugging Face model folder")
+
+
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """(trainable, total) parameter counts. A 4-bit weight packs two values per stored byte."""
+    total = trainable = 0
+    for p in model.parameters():
+        count = p.numel() * (2 if p.dtype == torch.uint8 and hasattr(p, "quant_state") else 1)
+        total += count
+        trainable += count if p.requires_grad else 0
     return trainable, total

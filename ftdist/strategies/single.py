@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from ftdist.errors import FtdistError
+from ftdist.methods.state import load_model_state, save_model_state
 from ftdist.strategies.base import OptimizerFactory, Strategy
 
 MODEL_FILE = "model.safetensors"
@@ -46,12 +46,12 @@ class SingleDevice(Strategy):
 
 # The whole-model format, shared with `ddp` (whose state is the same on every rank).
 def save_whole(model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-    save_model(model, str(directory / MODEL_FILE))  # handles tied weights
+    save_model_state(model, str(directory / MODEL_FILE))  # trainable weights only under LoRA
     torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
 
 
 def load_whole(model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path, device: torch.device) -> None:
-    load_model(model, str(directory / MODEL_FILE), device=str(device))
+    load_model_state(model, str(directory / MODEL_FILE), device=str(device))
     optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location=device, weights_only=True))
 
 

@@ -1,0 +1,43 @@
+"""`ftdist prepare CONFIG [key=value ...]`: tokenize and pack the data once, cache it, print the data card.
+
+Training reads the same cache (keyed by a fingerprint of the data files, the tokenizer and the `data:`
+settings), so a later `ftdist train` with the same config starts without tokenizing. Runs on one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="tokenize, pack and cache the data; print a data card",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", help="run config YAML file")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys")
+    parser.add_argument("--json", action="store_true", help="print the card as JSON")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftdist.config import load_config
+    from ftdist.data.card import render_card
+    from ftdist.data.prepare import prepare
+    from ftdist.errors import FtdistError
+
+    config = load_config(args.config, args.overrides)
+    if config.data.recipe == "stream":
+        raise FtdistError(
+            "data.recipe: stream samples random windows from the raw text at run time; there is nothing to "
+            "prepare. Use a recipe such as text or instruction"
+        )
+    prepared = prepare(config)
+    if args.json:
+        print(json.dumps({**prepared.card, "folder": str(prepared.folder), "cache_hit": prepared.cache_hit}, indent=1))
+    else:
+        print(render_card(prepared.card, prepared.folder, prepared.cache_hit))
+    return 0

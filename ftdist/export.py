@@ -1,0 +1,179 @@
+"""Turn what a run produced into a model: load a run for generation, merge adapters, export HF folders.
+
+Sources, in the order `resolve_model_folder` picks them: a run's `final/` (an HF model folder, or an adapter
+folder whose `adapter_config.json` names its base), or the run's latest checkpoint (ftdist's checkpoint format:
+`config.yaml` + weights). Reading a checkpoint's weights is one call, `load_full_state_dict`, so a strategy
+with its own sharded format can provide its consolidation there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from ftdist.config import RunConfig, load_config
+from ftdist.errors import FtdistError
+
+ADAPTER_CONFIG = "adapter_config.json"
+CHECKPOINT_WEIGHTS = "model.safetensors"
+
+
+def resolve_model_folder(run_or_model: str | Path) -> Path:
+    """A run folder means its `final/` (or, before it finished, its latest checkpoint); else the folder itself."""
+    path = Path(run_or_model)
+    if _is_model_folder(path / "final"):
+        return path / "final"
+    latest = path / "checkpoints" / "latest"
+    if latest.exists():
+        return path / "checkpoints" / latest.read_text().strip()
+    if _is_model_folder(path):
+        return path
+    raise FtdistError(
+        f"{run_or_model} is neither a run folder (with final/ or checkpoints/) nor a model folder "
+        "(with config.json or adapter_config.json); pass e.g. runs/tiny_sql_gpt"
+    )
+
+
+def run_config_for(folder: Path) -> RunConfig | None:
+    """The run's config next to a checkpoint or a final/ folder, if there is one."""
+    for candidate in (folder / "config.yaml", folder.parent / "config.yaml", folder.parent.parent / "config.yaml"):
+        if candidate.exists():
+            return load_config(candidate)
+    return None
+
+
+def load_trained(
+    run_or_model: str | Path, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, PreTrainedTokenizerBase, Path]:
+    """(model, tokenizer, source folder). Adapter runs come back as a peft model on their base, unmerged."""
+    folder = resolve_model_folder(run_or_model)
+    config = run_config_for(folder)
+    if (folder / ADAPTER_CONFIG).exists():
+        model = _adapter_model(folder, config)
+    elif (folder / "config.yaml").exists() and _holds_weights(folder):
+        model = _checkpoint_model(folder, config or load_config(folder / "config.yaml"))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model.to(device).eval(), tokenizer, folder
+
+
+def load_full_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
+    """The whole model's weights from one checkpoint folder (the single-device format). Strategies with a
+    sharded format replace this call with their consolidation (`ftdist.strategies.consolidate`)."""
+    try:
+        from ftdist.strategies.consolidate import load_full_state_dict as consolidate
+    except ImportError:
+        from safetensors.torch import load_file
+
+        return load_file(checkpoint_dir / CHECKPOINT_WEIGHTS)
+    return consolidate(checkpoint_dir)
+
+
+def merge(run_or_model: str | Path, out: str | Path | None = None) -> Path:
+    """Fold the LoRA update into the base (W + alpha/r * B @ A) and save a plain HF model folder."""
+    model, tokenizer, folder = load_trained(run_or_model)
+    if not hasattr(model, "merge_and_unload"):
+        raise FtdistError(f"{folder} holds no LoRA adapter to merge; it is already a full model (use ftdist export)")
+    target = Path(out) if out else _run_root(folder) / "merged"
+    merged = model.merge_and_unload()
+    _save(merged, tokenizer, target)
+    return target
+
+
+def export(run_or_model: str | Path, out: str | Path | None = None) -> Path:
+    """Write HF safetensors: the full model, or the adapter (with its base recorded in adapter_config.json)."""
+    folder = resolve_model_folder(run_or_model)
+    target = Path(out) if out else _run_root(folder) / "export"
+    if folder.name == "final" or not (folder / "config.yaml").exists():
+        staging = target.with_name(f".tmp-{target.name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("config.yaml", "README.md"))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
+    model, tokenizer, _ = load_trained(folder)
+    _save(model, tokenizer, target)
+    return target
+
+
+# --- loading helpers -------------------------------------------------------------------------------------------
+def _adapter_model(folder: Path, config: RunConfig | None) -> nn.Module:
+    """The adapter on its base. A QLoRA base is loaded 4-bit as in training, then de-quantized to fp32, so the
+    adapter sees the weights it was trained against and a merge is exact up to float rounding."""
+    from peft import PeftConfig, PeftModel
+
+    base_path = PeftConfig.from_pretrained(folder).base_model_name_or_path
+    if not base_path or not Path(base_path).exists():
+        raise FtdistError(
+            f"the adapter in {folder} needs its base model at {base_path!r}, which does not exist; restore that "
+            "folder (or edit base_model_name_or_path in adapter_config.json)"
+        )
+    base = _load_base(Path(base_path), config)
+    return PeftModel.from_pretrained(base, folder)
+
+
+def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:
+    if config.method.uses_adapters:
+        from ftdist.methods import apply_method
+        from ftdist.methods.state import load_model_state
+        from ftdist.models import base_folder
+
+        model = apply_method(_load_base(base_folder(config), config), config)
+        load_model_state(model, str(folder / CHECKPOINT_WEIGHTS), device="cpu")
+        return model
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    result = model.load_state_dict(load_full_state_dict(folder), strict=False)
+    model.tie_weights()
+    if result.unexpected_keys or any(key not in _tied_keys(model) for key in result.missing_keys):
+        raise FtdistError(f"checkpoint {folder} does not match its config.json: {result}")
+    return model
+
+
+def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
+    from ftdist.models import load_pretrained
+    from ftdist.models.quantized import quantized_load_options
+
+    options = quantized_load_options(config) if config is not None else {}
+    base = load_pretrained(str(path), trust_remote_code=bool(config and config.model.trust_remote_code), **options)
+    if options:
+        base = base.dequantize()  # 4-bit -> the exact de-quantized weights, in the compute dtype
+        base = base.to(torch.float32)
+    return base
+
+
+def _tied_keys(model: nn.Module) -> set[str]:
+    keys = getattr(model, "_tied_weights_keys", None) or {}
+    return set(keys) if not isinstance(keys, dict) else set(keys)
+
+
+def _holds_weights(folder: Path) -> bool:
+    """A checkpoint in any strategy's format (single/ddp safetensors, FSDP DCP, DeepSpeed ZeRO)."""
+    from ftdist.strategies.consolidate import checkpoint_format
+
+    try:
+        checkpoint_format(folder)
+    except FtdistError:
+        return False
+    return True
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "config.json").exists() or (path / ADAPTER_CONFIG).exists()
+
+
+def _run_root(folder: Path) -> Path:
+    return folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
+
+
+def _save(model: nn.Module, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
+    staging = target.with_name(f".tmp-{target.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)

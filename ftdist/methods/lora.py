@@ -1,0 +1,107 @@
+"""`method: lora` and `method: qlora`: peft LoRA adapters on a frozen base.
+
+QLoRA is LoRA on a base that `ftdist.models.quantized` loaded in 4 (or 8) bits; here it only adds peft's
+`prepare_model_for_kbit_training` and pins the 4-bit layers to their training layout (`pin_4bit_layout`).
+"""
+
+from __future__ import annotations
+
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from ftdist.config import RunConfig
+from ftdist.errors import FtdistError
+from ftdist.models import gradient_checkpointing_on
+
+# Per-architecture defaults where ftdist differs from peft's table: GPT-2 adapts every projection, as in the
+# LoRA fine-tuning of gpt2-large on Bible text (peft's default is c_attn only).
+DEFAULT_TARGETS = {"gpt2": ["c_attn", "c_proj", "c_fc"]}
+
+
+def apply(model: nn.Module, config: RunConfig) -> nn.Module:
+    """Freeze the base, add adapters on the target layers; returns a peft `PeftModel`."""
+    settings = config.method.lora
+    targets = resolve_targets(model, settings.target_modules)
+    if config.method.name == "qlora":
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing_on(config),
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    lora_config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
+        bias=settings.bias,
+        modules_to_save=settings.modules_to_save or None,
+        fan_in_fan_out=_uses_conv1d(model, targets),
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora_config)
+    pin_4bit_layout(model)
+    return model
+
+
+def resolve_targets(model: nn.Module, requested: list[str] | str | None) -> list[str] | str:
+    """The configured targets, checked against the model, or the architecture's default."""
+    model_type = getattr(model.config, "model_type", "")
+    if requested == "all-linear":
+        return requested
+    if requested is None:
+        requested = DEFAULT_TARGETS.get(model_type) or TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(
+            model_type
+        )
+        if requested is None:
+            raise FtdistError(
+                f"no default LoRA targets for model type {model_type!r}; set method.lora.target_modules to some "
+                f"of its linear layers ({', '.join(linear_layer_names(model))}) or to all-linear"
+            )
+    available = linear_layer_names(model)
+    missing = [name for name in requested if name not in available]
+    if missing:
+        raise FtdistError(
+            f"method.lora.target_modules: {', '.join(missing)} match no linear layer of this {model_type} model; "
+            f"its linear layers are: {', '.join(sorted(available))} (or use all-linear)"
+        )
+    return list(requested)
+
+
+def linear_layer_names(model: nn.Module) -> set[str]:
+    """Last name component of every linear-like layer (nn.Linear, its bitsandbytes subclasses, GPT-2's Conv1D)."""
+    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear | Conv1D)}
+
+
+def _uses_conv1d(model: nn.Module, targets: list[str] | str) -> bool:
+    """GPT-2's Conv1D stores weights as (in, out); peft must know, or the adapter is transposed."""
+    if targets == "all-linear":
+        return False
+    return any(isinstance(m, Conv1D) and name.rsplit(".", 1)[-1] in targets for name, m in model.named_modules())
+
+
+def pin_4bit_layout(model: nn.Module) -> None:
+    """Keep every bitsandbytes 4-bit layer in its training layout, so evaluation cannot break training.
+
+    Why: on CPUs with AVX512-BF16, `bnb.nn.Linear4bit.forward` in eval mode with an input that needs no
+    gradient (exactly `model.eval()` + `torch.no_grad()`) repacks its weight in place into an inference-only
+    layout (`quant_state.packing_format_for_cpu`), chosen by the per-layer flag `support_avx512bf16_for_cpu`.
+    After that, backward has no autograd kernel (LoRA gradients are None, the loss goes flat) and peft's
+    merge de-quantizes the repacked bytes wrongly (bitsandbytes 0.50.2; ../shared/notes/cpu.md, check 5).
+    Clearing the flag on our own layer instances keeps them on the regular path; a layer already repacked is
+    restored with bitsandbytes' inverse conversion. No library code is changed.
+    """
+    try:
+        from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+        from bitsandbytes.nn import Linear4bit
+    except ImportError:
+        return
+    for module in model.modules():
+        if isinstance(module, Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            weight = module.weight
+            if getattr(weight.quant_state, "packing_format_for_cpu", False):
+                weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                    weight.data, weight.quant_state
+                )
