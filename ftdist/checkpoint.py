@@ -57,13 +57,10 @@ class CheckpointManager:
         return final
 
     def latest(self) -> Path | None:
-        """The newest good checkpoint: `latest` if it verifies, else the newest step folder that does."""
-        pointer = self.root / LATEST
-        candidates: list[Path] = []
-        if pointer.exists():
-            candidates.append(self.root / pointer.read_text().strip())
-        candidates += sorted(self.complete_folders(), key=_step_of, reverse=True)
-        for folder in dict.fromkeys(candidates):
+        """The newest checkpoint that verifies. Newer folders that do not (partial, corrupt) are skipped with a
+        warning. Scanning, rather than trusting `latest` alone, also covers a crash between the rename and the
+        pointer update."""
+        for folder in sorted(self.complete_folders(), key=_step_of, reverse=True):
             problem = verify(folder)
             if problem is None:
                 return folder

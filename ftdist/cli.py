@@ -13,7 +13,7 @@ import sys
 from ftdist.errors import FtdistError
 
 # Subcommand modules, in --help order. A new subcommand is a new module and one entry here.
-COMMANDS = ["train", "validate", "generate"]
+COMMANDS = ["train", "validate", "generate", "launch"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,13 +7,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class ProgressView:
-    """A rich progress bar on rank 0; a silent no-op elsewhere or when `tracking.progress` is off."""
+    """A rich progress bar (when `tracking.progress` is on) and event lines, on rank 0 only."""
 
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
+    def __init__(self, total: int, start: int, is_main: bool, show_bar: bool) -> None:
         self.console = Console(stderr=True)
-        self.enabled = enabled
+        self.enabled = is_main
         self.bar = None
-        if enabled:
+        if is_main and show_bar:
             self.bar = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),

@@ -94,7 +94,7 @@ class Trainer:
         cfg = self.config.train
         tokens_per_s = self.tokens_per_step / max(seconds, 1e-9)
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-            value = float(loss)
+            value = float(self._mean_over_ranks(loss))  # the global batch's loss, not rank 0's share
             if not math.isfinite(value):
                 raise FtdistError(
                     f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
@@ -127,11 +127,7 @@ class Trainer:
             for batch in self.data.eval_batches(split, self.config.train.eval_batches, self.step):
                 with self.strategy.autocast():
                     losses.append(token_loss_sum(self.model, batch, self.device) / max(1, count_label_tokens(batch)))
-            mean = torch.stack(losses).mean().to(self._collective_device())
-            if self.env.distributed:  # gloo has no AVG: sum, then divide
-                torch.distributed.all_reduce(mean)
-                mean /= self.env.world_size
-            result[f"{split}_loss"] = float(mean)
+            result[f"{split}_loss"] = float(self._mean_over_ranks(torch.stack(losses).mean()))
         self.model.train()
         return result
 
@@ -161,7 +157,7 @@ class Trainer:
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
-        self.view = ProgressView(cfg.train.max_steps, self.step, cfg.tracking.progress and self.env.is_main)
+        self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
 
     def _check_output_dir(self) -> None:
@@ -263,6 +259,13 @@ class Trainer:
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)
         return final
+
+    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().float().to(self._collective_device())
+        if self.env.distributed:  # gloo has no AVG: sum, then divide
+            torch.distributed.all_reduce(value)
+            value /= self.env.world_size
+        return value
 
     def _collective_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")

@@ -7,6 +7,7 @@ train.max_steps?". PyYAML's composed node tree carries the line marks, so no cus
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ def load_config(source: str | Path | dict | RunConfig | None = None, overrides: 
     if source is None:
         raw: dict[str, Any] = {}
     elif isinstance(source, dict):
-        raw = dict(source)
+        raw = copy.deepcopy(source)  # overrides must never edit the caller's dict
     else:
         raw = _read_yaml(Path(source), origins)
         raw.setdefault("name", Path(source).stem)
