@@ -100,9 +100,8 @@ class Trainer:
                     f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
                     "or use precision: fp32"
                 )
-            self.log(
-                loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, grad_norm=self.grad_norm
-            )
+            norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
+            self.log(loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, **norm)
             self.view.update(self.step, value, tokens_per_s)
         else:
             self.view.update(self.step)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import yaml
-from conftest import run_cli, tiny_gpt_config
 
+from conftest import run_cli, tiny_gpt_config
 from ftdist.cli import main
 
 

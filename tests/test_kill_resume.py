@@ -10,9 +10,9 @@ import time
 
 import torch
 import yaml
-from conftest import REPO, run_cli, tiny_gpt_config
 from safetensors.torch import load_file
 
+from conftest import REPO, run_cli, tiny_gpt_config
 from ftdist.tracking import read_metrics
 
 STEPS = ["train.max_steps=300", "checkpoint.every=25", "train.eval_every=50", "train.log_every=5"]

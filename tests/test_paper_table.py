@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
 
 import ftdist
+from conftest import REPO
 
 
 @pytest.mark.slow
