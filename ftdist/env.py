@@ -136,6 +136,8 @@ def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800) 
     if env.launcher == "slurm":  # one srun task per process, no torchrun: derive the rendezvous from the job
         for name, value in slurm_rendezvous(os.environ).items():
             os.environ.setdefault(name, value)
+        for name, value in (("RANK", env.rank), ("WORLD_SIZE", env.world_size), ("LOCAL_RANK", env.local_rank)):
+            os.environ.setdefault(name, str(value))  # DeepSpeed and accelerate read these
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29500")
     backend = "nccl" if device.type == "cuda" else "gloo"
