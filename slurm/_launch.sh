@@ -20,7 +20,7 @@
 #   FTDIST_PYTHON=python          the interpreter that has ftdist installed (an activated venv works as is)
 #   FTDIST_NPROC_PER_NODE=N       processes per node for torchrun (default: GPUs on the node, else 1)
 #   FTDIST_MAX_RESTARTS=50        stop requeueing after this many restarts
-#   FTDIST_SAVE_TIMEOUT=240       seconds torchrun waits for workers to save after a signal before SIGKILL
+#   FTDIST_SAVE_TIMEOUT=240       seconds torchrun waits for workers to exit after SIGTERM before SIGKILL
 set -uo pipefail
 
 PYTHON=${FTDIST_PYTHON:-python}
@@ -63,12 +63,14 @@ trap 'on_signal TERM' TERM
 
 if [ "$LAUNCHER" = torchrun ]; then
   # The node rank must be read inside each task ($SLURM_NODEID differs per node), hence `bash -c`.
-  # torchrun forwards SIGUSR1 to its workers only when told to (--signals-to-handle), then waits for them.
+  # SIGUSR1 reaches the workers straight from Slurm (a step signal goes to every process of the step).
+  # torchrun's agent must not act on it: with --signals-to-handle=...,SIGUSR1 it forwards the first one but a
+  # second (scancel --full hits it twice) makes it SIGTERM the workers and exit mid-save (seen with torch 2.13).
+  # So the agent ignores USR1 (`trap '' USR1` is inherited); the trainer installs its own handler.
   export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${FTDIST_SAVE_TIMEOUT:-240}
   srun --nodes="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1 \
-    bash -c 'exec "$0" -m torch.distributed.run --node_rank="$SLURM_NODEID" "$@"' "$PYTHON" \
+    bash -c 'trap "" USR1; exec "$0" -m torch.distributed.run --node_rank="$SLURM_NODEID" "$@"' "$PYTHON" \
     --nnodes="$NNODES" --nproc_per_node="$NPROC" --rdzv_backend=static --rdzv_endpoint="$HEAD:$PORT" \
-    --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 \
     -m ftdist train "$CONFIG" "$@" &
 elif [ "$LAUNCHER" = srun ]; then
   export MASTER_ADDR=$HEAD MASTER_PORT=$PORT
@@ -91,7 +93,7 @@ if [ "$rc" = 75 ] || { [ "$PREEMPTED" = 1 ] && [ "$rc" != 0 ]; }; then
     echo "ftdist slurm: stopped for preemption, but already restarted ${SLURM_RESTART_COUNT} times; not requeueing" >&2
     exit 75
   fi
-  echo "ftdist slurm: training saved a checkpoint and stopped (exit $rc); requeueing job $SLURM_JOB_ID"
+  echo "ftdist slurm: training saved a checkpoint and stopped (exit $rc); requeueing job $SLURM_JOB_ID at $(date -u +%FT%TZ)"
   scontrol requeue "$SLURM_JOB_ID" || echo "ftdist slurm: scontrol requeue failed; resubmit with the same output_dir to resume" >&2
   exit 0
 fi

@@ -56,7 +56,7 @@ def test_13b_script_launch_logic_on_two_cpu_processes(tmp_path: Path):
     """The 13B script's srun -> torchrun path, resized on the sbatch line to one CPU node and 2 processes."""
     run = tmp_path / "run"
     log = tmp_path / "job.out"
-    options = ["--nodes=1", "--gpus-per-node=0", "--cpus-per-task=2", "--mem=4G", "--time=10"]
+    options = ["--nodes=1", "--gpus-per-node=0", "--cpus-per-task=2", "--mem=4G", "--time=30"]  # > USR1@600
     env = {**job_env(), "FTDIST_NPROC_PER_NODE": "2"}
     args = ["cluster_configs/tiny_llama_full.yaml", "strategy=ddp", "train.max_steps=20", "train.eval_every=0"]
     job = sbatch("slurm/full_ft_13b.sh", [*args, "tracking.tensorboard=false", f"output_dir={run}"], options, log, env)
@@ -104,3 +104,22 @@ def test_missing_config_fails_with_a_clear_message(tmp_path: Path):
     assert info["JobState"] == "FAILED"
     assert "config file 'no/such/config.yaml' not found" in log.read_text()
     assert str(REPO) in log.read_text()
+
+
+def test_preempted_torchrun_job_requeues_and_finishes(tmp_path: Path):
+    """The 13B script's torchrun path: USR1 reaches both DDP workers (not the agent), they save together, torchrun
+    exits 1 (it does not pass a worker's 75 on), so the batch script requeues because it saw the signal itself."""
+    run = tmp_path / "run"
+    log = tmp_path / "job.out"
+    options = ["--nodes=1", "--gpus-per-node=0", "--cpus-per-task=2", "--mem=4G", "--time=30"]  # > USR1@600
+    env = {**job_env(), "FTDIST_NPROC_PER_NODE": "2"}
+    args = ["cluster_configs/tiny_llama_full.yaml", "strategy=ddp", "train.max_steps=200", "train.eval_every=0"]
+    job = sbatch("slurm/full_ft_13b.sh", [*args, *TINY[3:], f"output_dir={run}"], options, log, env)
+    wait_for_step(run, 10, job, 240)
+    subprocess.run(["scancel", "--signal=USR1", "--full", job], check=True, timeout=30)
+    info = wait_job(job, 400)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info.get("Restarts") == "1", text
+    assert "SIGUSR1 received: saved step" in text and "SLURM_RESTART_COUNT=1" in text, text
+    assert "resumed from" in text and "ddp x2" in text
+    assert max(loss_curve(run)) == 200
