@@ -158,13 +158,10 @@ def submit(config: str, overrides: list[str], profile: SlurmProfile, job_name: s
     executor.update_parameters(**profile.sbatch_parameters(job_name))
     try:
         return executor.submit(TrainJob(config, overrides))
-    except Exception as error:  # sbatch's own rejection, e.g. GPUs asked on a partition without them
-        if type(error).__name__ not in ("FailedSubmissionError", "CalledProcessError"):
-            raise
-        output = getattr(error, "output", b"") or b""
-        detail = output.decode(errors="replace").strip() if isinstance(output, bytes) else str(output).strip()
+    except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as error:
+        # sbatch's own rejection (its stderr), e.g. GPUs asked on a partition without them
         raise FtdistError(
-            f"Slurm rejected the job: {detail or error}. Check the site profile's partition, gpus_per_node, "
+            f"Slurm rejected the job: {str(error).strip()}. Check the site profile's partition, gpus_per_node, "
             "nodes, mem_gb and time against `sinfo -o '%P %G %c %m %l'`"
         ) from None
 
