@@ -5,6 +5,7 @@ Every wait has a deadline; a job still running at the deadline is cancelled so i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -20,14 +21,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 def require_slurm() -> None:
     """Skip (with the reason) unless a Slurm cluster answers and has a usable node."""
+    reason = _slurm_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+@functools.cache
+def _slurm_unavailable() -> str | None:
+    """Checked once per session: sinfo against a stopped slurmctld retries for ~10 s before giving up."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        pytest.skip("Slurm is not installed here; start one with: bash tests/cluster/slurm_up.sh")
+        return "Slurm is not installed here; start one with: bash tests/cluster/slurm_up.sh"
     try:
         states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15).stdout
     except subprocess.TimeoutExpired:
-        pytest.skip("sinfo did not answer within 15 s: the Slurm cluster is down (bash tests/cluster/slurm_up.sh)")
+        return "sinfo did not answer within 15 s: the Slurm cluster is down (bash tests/cluster/slurm_up.sh)"
     if not any(s.strip("*~#") in ("idle", "mixed", "allocated", "completing") for s in states.split()):
-        pytest.skip(f"the Slurm cluster has no usable node (sinfo: {states.split() or 'no answer'})")
+        found = states.split() or "no answer"
+        return f"the Slurm cluster has no usable node (sinfo: {found}); start it: bash tests/cluster/slurm_up.sh"
+    return None
 
 
 def job_env() -> dict[str, str]:
