@@ -73,7 +73,7 @@ if [ "$LAUNCHER" = torchrun ]; then
     --nnodes="$NNODES" --nproc_per_node="$NPROC" --rdzv_backend=static --rdzv_endpoint="$HEAD:$PORT" \
     -m ftdist train "$CONFIG" "$@" &
 elif [ "$LAUNCHER" = srun ]; then
-  export MASTER_ADDR=$HEAD MASTER_PORT=$PORT
+  # ftdist.env derives the same head:port from SLURM_JOB_NODELIST and SLURM_JOB_ID in every task.
   srun "$PYTHON" -m ftdist train "$CONFIG" "$@" &
 else
   echo "ftdist slurm: error: FTDIST_LAUNCHER=$LAUNCHER; use torchrun or srun" >&2

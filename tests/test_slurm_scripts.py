@@ -123,3 +123,18 @@ def test_preempted_torchrun_job_requeues_and_finishes(tmp_path: Path):
     assert "SIGUSR1 received: saved step" in text and "SLURM_RESTART_COUNT=1" in text, text
     assert "resumed from" in text and "ddp x2" in text
     assert max(loss_curve(run)) == 200
+
+
+def test_one_srun_task_per_process_without_torchrun(tmp_path: Path):
+    """tiny_gpt.sh's srun path with 2 tasks: ftdist.env maps SLURM_PROCID/SLURM_NTASKS to rank/world and finds the
+    head node and port from SLURM_JOB_NODELIST/SLURM_JOB_ID (no torchrun, no MASTER_ADDR from the script)."""
+    run = tmp_path / "run"
+    log = tmp_path / "job.out"
+    options = ["--ntasks-per-node=2", "--cpus-per-task=1", "--mem=4G", "--time=10"]
+    args = ["cluster_configs/tiny_llama_full.yaml", "strategy=ddp", "train.max_steps=10", *TINY[3:]]
+    job = sbatch("slurm/tiny_gpt.sh", [*args, f"output_dir={run}"], options, log)
+    info = wait_job(job, 300)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED", text
+    assert "launcher=srun" in text and "ddp x2" in text, text
+    assert (run / "final" / "model.safetensors").exists()
