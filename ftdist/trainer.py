@@ -163,7 +163,7 @@ class Trainer:
         """Fail before any data or model is loaded if the run folder cannot be written."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write-test"
+            probe = self.run_dir / f".write-test.rank{self.env.rank}"  # one per rank: ranks probe at once
             probe.write_text("ok")
             probe.unlink()
         except OSError as error:
@@ -241,9 +241,13 @@ class Trainer:
             self.view.close()
             from ftdist.finish import write_run_artifacts
 
-            write_run_artifacts(
-                self.config, self.run_dir, self.strategy.unwrap(self.model), self.tokenizer, self.device
-            )
+            model = self.strategy.unwrap(self.model)
+            if self.env.distributed and self.config.eval.prompts:
+                # Sharded weights (FSDP, ZeRO-3) cannot generate on rank 0 alone: sample from the gathered copy.
+                from ftdist.models import load_pretrained
+
+                model = load_pretrained(str(final_dir)).to(self.device)
+            write_run_artifacts(self.config, self.run_dir, model, self.tokenizer, self.device)
             self.view.say(f"done: step {self.step}, final model in {final_dir}")
         return TrainResult(self.run_dir, self.step, final_dir, metrics=self.last_eval)
 

@@ -46,7 +46,9 @@ class StrategyConfig(NamedSection):
     @model_validator(mode="after")
     def _keys_match_strategy(self) -> StrategyConfig:
         for keys, owner in ((DEEPSPEED_ONLY, "deepspeed"), (FSDP_ONLY, "fsdp")):
-            stray = [key for key in keys if key in self.model_fields_set and self.name != owner]
+            # Compared with the default, not `model_fields_set`: a saved config.yaml writes every key out.
+            stray = [key for key in keys if getattr(self, key) != type(self).model_fields[key].default]
+            stray = stray if self.name != owner else []
             if stray:
                 raise ValueError(
                     f"strategy.{stray[0]} is a {owner} setting but strategy.name={self.name}; "

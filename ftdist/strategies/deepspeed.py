@@ -54,6 +54,11 @@ class DeepSpeedZero(Strategy):
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         import deepspeed
 
+        if not torch.distributed.is_initialized():
+            raise FtdistError(
+                "strategy: deepspeed needs several processes (this job has one); start it with "
+                "`ftdist launch local --nproc N` or torchrun, or use strategy: single for one process"
+            )
         if self.config.strategy.activation_checkpointing:
             enable_hf_activation_checkpointing(model)
         model = model.to(self.device)

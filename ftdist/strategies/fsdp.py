@@ -46,7 +46,10 @@ class FullyShardedDataParallel(Strategy):
 
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         if not torch.distributed.is_initialized():
-            raise FtdistError("strategy: fsdp needs a process group; start it with torchrun or ftdist launch local")
+            raise FtdistError(
+                "strategy: fsdp needs several processes (this job has one); start it with "
+                "`ftdist launch local --nproc N` or torchrun, or use strategy: single for one process"
+            )
         cfg = self.config.strategy
         model = model.to(self.device)
         layers = decoder_layers(model)

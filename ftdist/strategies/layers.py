@@ -25,4 +25,8 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
 def enable_hf_activation_checkpointing(model: nn.Module) -> None:
     """Recompute each layer in backward through transformers' own switch (no module renaming, so checkpoints
     and state dicts keep their names). Non-reentrant: works with DDP, ZeRO and frozen inputs (LoRA)."""
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name; the old one is deprecated
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
