@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,6 +39,7 @@ class DistEnv:
     local_rank: int = 0
     node_rank: int = 0
     launcher: str = "single"
+    restart_count: int = 0  # SLURM_RESTART_COUNT: how often Slurm requeued this job (0 on the first run)
 
     @property
     def is_main(self) -> bool:
@@ -51,6 +53,7 @@ class DistEnv:
 def detect_env(environ: dict[str, str] | None = None) -> DistEnv:
     """Read rank and world size from whichever launcher set them; a plain `python` run is rank 0 of 1."""
     environ = os.environ if environ is None else environ
+    restarts = int(environ.get("SLURM_RESTART_COUNT", 0) or 0)
     for launcher, names in LAUNCHER_VARIABLES.items():
         if names["rank"] in environ and names["world_size"] in environ:
             if launcher == "slurm" and int(environ["SLURM_NTASKS"]) == 1:
@@ -61,8 +64,9 @@ def detect_env(environ: dict[str, str] | None = None) -> DistEnv:
                 local_rank=int(environ.get(names["local_rank"], 0)),
                 node_rank=int(environ.get(names["node_rank"], 0)),
                 launcher=launcher,
+                restart_count=restarts,
             )
-    return DistEnv()
+    return DistEnv(restart_count=restarts)
 
 
 def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
@@ -129,10 +133,50 @@ def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800) 
     """Join the process group (nccl on GPU, gloo on CPU) unless this is a single process or already joined."""
     if not env.distributed or dist.is_initialized():
         return
+    if env.launcher == "slurm":  # one srun task per process, no torchrun: derive the rendezvous from the job
+        for name, value in slurm_rendezvous(os.environ).items():
+            os.environ.setdefault(name, value)
+        for name, value in (("RANK", env.rank), ("WORLD_SIZE", env.world_size), ("LOCAL_RANK", env.local_rank)):
+            os.environ.setdefault(name, str(value))  # DeepSpeed and accelerate read these
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29500")
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
+
+
+def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
+    """MASTER_ADDR/MASTER_PORT for a Slurm job: the first host of the job's nodes, a port from the job id.
+
+    Every task computes the same answer without talking to the others. The port lies in 20000-39999 so two
+    jobs sharing a node rarely collide; a requeued job keeps its id and so its port.
+    """
+    result = {}
+    nodelist = environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST")
+    if nodelist:
+        result["MASTER_ADDR"] = first_slurm_host(nodelist)
+    if environ.get("SLURM_JOB_ID", "").isdigit():
+        result["MASTER_PORT"] = str(20000 + int(environ["SLURM_JOB_ID"]) % 20000)
+    return result
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a Slurm node list such as `gpu[01-04,07]`, expanded by Slurm itself.
+
+    `scontrol show hostnames` is the only parser that knows every form Slurm accepts; a plain name
+    needs no expansion, so it is returned as is when scontrol is not on PATH.
+    """
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        if "[" not in nodelist and "," not in nodelist:
+            return nodelist
+        raise FtdistError(
+            f"cannot expand SLURM_JOB_NODELIST={nodelist} to find the head node ({error}); "
+            "run inside a Slurm job with scontrol on PATH, or set MASTER_ADDR and MASTER_PORT"
+        ) from None
+    return out.split()[0]
 
 
 def shutdown_distributed() -> None:

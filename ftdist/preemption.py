@@ -16,11 +16,12 @@ from ftdist.env import any_rank
 
 # Exit status of a run that stopped early to be requeued (EX_TEMPFAIL): launchers requeue on it.
 PREEMPTED_EXIT_CODE = 75
-SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+# USR2 is submitit's time-limit signal (`--signal=USR2@N` in the scripts it submits).
+SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
 
 
 class PreemptionFlag:
-    """Set by SIGUSR1/SIGTERM; `should_stop()` is true on every rank once any rank received one."""
+    """Set by SIGUSR1/SIGUSR2/SIGTERM; `should_stop()` is true on every rank once any rank received one."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device

@@ -180,6 +180,8 @@ class Trainer:
     def _banner(self, resume_from: Path | None) -> str:
         share = 100 * self.trainable / max(1, self.total_params)
         where = f"resumed from {resume_from} at step {self.step}" if resume_from else "starting at step 0"
+        if self.env.restart_count:  # Slurm requeued this job (preemption or time limit)
+            where += f" | SLURM_RESTART_COUNT={self.env.restart_count}"
         return (
             f"ftdist: {self.config.name} | {self.config.method.name} | {self.config.strategy.name} x"
             f"{self.env.world_size} on {self.device} ({self.precision.name}) | {self.trainable:,} of "

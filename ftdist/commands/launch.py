@@ -12,6 +12,7 @@ import importlib
 # launcher name -> module with add_parser(subparsers) and run(args)
 LAUNCHERS: dict[str, str] = {
     "local": "launch.local",
+    "slurm": "launch.slurm",
 }
 
 
