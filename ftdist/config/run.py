@@ -66,3 +66,12 @@ class RunConfig(Section):
                 f"{self.train.max_steps}; the learning rate would never reach its peak. Lower the warmup"
             )
         return self
+
+    @model_validator(mode="after")
+    def _strategy_fits_run(self) -> RunConfig:
+        """DeepSpeed JSON against the batch shape, and 4-bit bases under sharding: before any process starts."""
+        from ftdist.config.strategy_checks import check_deepspeed_json, check_quantized_sharding
+
+        check_quantized_sharding(self)
+        check_deepspeed_json(self)
+        return self

@@ -32,6 +32,7 @@ def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase
         config.data.val_fraction,
         config.seed,
         rank=env.rank,
+        world_size=env.world_size,
         source=f"data.path={config.data.path}",
     )
     return tokenizer, data

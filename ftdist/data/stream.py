@@ -5,6 +5,11 @@ the rest validate, and every batch draws `batch` random start offsets. The sampl
 `torch.Generator`, so its state *is* the data position: saving it makes resume replay the same batches.
 Evaluation draws from separate generators seeded by (seed, step, split), so evaluating never shifts the
 training order.
+
+Under several processes every rank runs the *same* generator, draws the whole global batch
+(`batch * world_size` windows) and keeps its own slice. The data order therefore does not depend on the
+world size: 2 ranks x 8 sequences see exactly the 16 sequences 1 rank x 16 sees, which is what makes a
+2-rank run reproduce a 1-rank run with the same global batch (and lets a run resume on another world size).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class TokenStreamData:
         val_fraction: float,
         seed: int,
         rank: int = 0,
+        world_size: int = 1,
         source: str = "data.path",
     ) -> None:
         split = int(len(tokens) * (1 - val_fraction))
@@ -40,7 +46,8 @@ class TokenStreamData:
                     f"{seq_len + 1}; lower data.seq_len, change data.val_fraction={val_fraction}, or add text"
                 )
         self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
-        self.generator = torch.Generator().manual_seed(seed + 7919 * rank)  # ranks draw different windows
+        self.rank, self.world_size = rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)  # the same on every rank: see the module docstring
 
     @property
     def tokens_per_batch(self) -> int:
@@ -56,7 +63,8 @@ class TokenStreamData:
             yield self._windows(self.splits[split], generator)
 
     def _windows(self, data: torch.Tensor, generator: torch.Generator) -> Batch:
-        starts = torch.randint(len(data) - self.seq_len, (self.batch_size,), generator=generator)  # (B,)
+        everyone = torch.randint(len(data) - self.seq_len, (self.batch_size * self.world_size,), generator=generator)
+        starts = everyone[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]  # (B,) this rank's slice
         offsets = torch.arange(self.seq_len + 1)  # (T+1,)
         window = data[starts[:, None] + offsets]  # (B, T+1)
         return {"input_ids": window[:, :-1], "labels": window[:, 1:]}  # next-token targets, aligned

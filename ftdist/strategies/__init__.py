@@ -13,6 +13,9 @@ from ftdist.strategies.base import Strategy
 # name -> "module:Class"; a new strategy is a new file and one line here.
 REGISTRY: dict[str, str] = {
     "single": "ftdist.strategies.single:SingleDevice",
+    "ddp": "ftdist.strategies.ddp:DataParallel",
+    "fsdp": "ftdist.strategies.fsdp:FullyShardedDataParallel",
+    "deepspeed": "ftdist.strategies.deepspeed:DeepSpeedZero",
 }
 
 

@@ -31,12 +31,25 @@ class SingleDevice(Strategy):
         return model
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        save_model(self.unwrap(model), str(directory / MODEL_FILE))  # handles tied weights
-        torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
+        save_whole(self.unwrap(model), optimizer, directory)
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        load_model(self.unwrap(model), str(directory / MODEL_FILE), device=str(self.device))
-        optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location=self.device, weights_only=True))
+        load_whole(self.unwrap(model), optimizer, directory, self.device)
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
-        return {name: tensor.detach().cpu() for name, tensor in self.unwrap(model).state_dict().items()}
+        return cpu_state_dict(self.unwrap(model))
+
+
+# The whole-model format, shared with `ddp` (whose state is the same on every rank).
+def save_whole(model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
+    save_model(model, str(directory / MODEL_FILE))  # handles tied weights
+    torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
+
+
+def load_whole(model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path, device: torch.device) -> None:
+    load_model(model, str(directory / MODEL_FILE), device=str(device))
+    optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location=device, weights_only=True))
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}

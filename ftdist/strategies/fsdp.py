@@ -1,0 +1,113 @@
+"""`strategy: fsdp`: FSDP2 (`fully_shard`), parameters, gradients and optimizer state sharded over ranks.
+
+The order of wrapping is fixed and matters (torchtitan's order):
+  1. activation checkpointing wraps each decoder layer (so the recompute sees unsharded, gathered weights);
+  2. `fully_shard` each (wrapped) decoder layer: one all-gather / reduce-scatter unit per layer;
+  3. `fully_shard` the root, which picks up what is left (embeddings, final norm, head).
+Mixed precision is FSDP's own policy (compute in bf16/fp16, sharded fp32 master weights, fp32 reduction),
+not autocast. Checkpoints are sharded DCP folders (`dcp/`): every rank writes its shards in parallel, and a
+checkpoint can be loaded on another world size. `ftdist.strategies.consolidate` turns one into a full model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    CheckpointImpl,
+    apply_activation_checkpointing,
+    checkpoint_wrapper,
+)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+from torch.distributed.tensor import DTensor
+
+from ftdist.errors import FtdistError
+from ftdist.strategies.base import OptimizerFactory, Strategy
+from ftdist.strategies.layers import decoder_layers
+
+DCP_FOLDER = "dcp"
+
+
+class FullyShardedDataParallel(Strategy):
+    """FSDP2 on every decoder layer and the root."""
+
+    def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
+        if not torch.distributed.is_initialized():
+            raise FtdistError("strategy: fsdp needs a process group; start it with torchrun or ftdist launch local")
+        cfg = self.config.strategy
+        model = model.to(self.device)
+        layers = decoder_layers(model)
+        if cfg.activation_checkpointing:  # 1. before sharding: the wrapper must sit outside the FSDP unit
+            wrapped: dict[int, nn.Module] = {}
+
+            def wrap(module: nn.Module) -> nn.Module:
+                wrapped[id(module)] = checkpoint_wrapper(module, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+                return wrapped[id(module)]
+
+            targets = {id(layer) for layer in layers}
+            apply_activation_checkpointing(model, checkpoint_wrapper_fn=wrap, check_fn=lambda m: id(m) in targets)
+            layers = [wrapped[id(layer)] for layer in layers]
+        shard = partial(
+            fully_shard,
+            mp_policy=self._mixed_precision(),
+            offload_policy=CPUOffloadPolicy(pin_memory=self.device.type == "cuda")
+            if cfg.offload_param == "cpu"
+            else OffloadPolicy(),
+            reshard_after_forward=cfg.reshard_after_forward,
+        )
+        for layer in layers:  # 2. one unit per decoder layer
+            shard(layer)
+        shard(model)  # 3. the root: embeddings, final norm, head
+        return model, build_optimizer(model)
+
+    def _mixed_precision(self) -> MixedPrecisionPolicy:
+        dtype = self.precision.autocast_dtype
+        if dtype is None:
+            return MixedPrecisionPolicy()
+        return MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()  # the mixed-precision policy casts parameters; no autocast on top
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return model  # FSDP2 shards in place: the module keeps its class (and `config`, `save_pretrained`)
+
+    def accumulating(self, model: nn.Module, last_micro_step: bool) -> contextlib.AbstractContextManager:
+        # Reduce-scatter only after the last micro-batch; until then each rank accumulates unsharded grads.
+        model.set_requires_gradient_sync(last_micro_step)
+        return contextlib.nullcontext()
+
+    def clip_gradients(self, model: nn.Module, max_norm: float) -> float:
+        if max_norm <= 0:
+            return math.nan
+        params = [p for p in model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)  # a DTensor: the global norm over all shards
+        return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
+
+    def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
+        state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+        dcp.save(state, checkpoint_id=str(directory / DCP_FOLDER))
+
+    def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
+        state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+        dcp.load(state, checkpoint_id=str(directory / DCP_FOLDER))  # fills `state` in place, shard by shard
+        set_model_state_dict(model, state["model"])
+        set_optimizer_state_dict(model, optimizer, state["optim"])
+
+    def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        # FSDP2 gathers to rank 0 on CPU. (FSDP1's equivalent with cpu_offload=True segfaults on CPU: notes/cpu.md.)
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return state if self.env.is_main else None
