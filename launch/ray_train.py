@@ -63,15 +63,17 @@ def profile_overrides(path: str | Path) -> list[str]:
 
 
 # --- checks that fail fast ------------------------------------------------------------------------------------
-def connect(address: str | None) -> str:
-    """`ray.init` the cluster at `address` (`auto`, `host:port`, `ray://host:port`, or `local` for a private one)."""
+def connect(address: str | None, runtime_env: dict | None = None) -> str:
+    """`ray.init` the cluster at `address` (`auto`, `host:port`, `ray://host:port`, or `local` for a private one).
+
+    `runtime_env` (env_vars, working_dir, pip ...) applies to every worker of this job."""
     address = address or os.environ.get("RAY_ADDRESS") or "auto"
     if address not in ("auto", "local"):
         _probe(address)
     import ray
 
     try:
-        ray.init(address=None if address == "local" else address, logging_level="WARNING")
+        ray.init(address=None if address == "local" else address, runtime_env=runtime_env, logging_level="WARNING")
     except (ConnectionError, TimeoutError) as error:
         raise FtdistError(
             f"no Ray cluster found at --address {address} ({str(error).splitlines()[0]}); start one with "
@@ -157,7 +159,9 @@ def build_trainer(config: RunConfig):
     opts = config.ray
     return TorchTrainer(
         worker_loop,
-        train_loop_config={"config": config.model_dump(mode="json")},
+        # Only the keys the user set: a dump of every default would "set" e.g. deepspeed keys under ddp,
+        # which the strategy checks reject.
+        train_loop_config={"config": config.model_dump(mode="json", exclude_unset=True)},
         torch_config=TorchConfig(backend="nccl" if opts.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=opts.num_workers,
@@ -180,6 +184,7 @@ def launch(
     address: str | None = None,
     profile: str | None = None,
     workers: int | None = None,
+    runtime_env: dict | None = None,
 ) -> RayLaunchResult:
     """Resolve, check, run on the cluster at `address`, and return where the outputs are."""
     resolved = resolve_config(config, overrides, profile, workers)
@@ -192,7 +197,7 @@ def launch(
         check_writable(storage_path(resolved), "ray.storage_path")
     # The controller reads this when the job starts and passes it on to the workers.
     os.environ.setdefault(HEALTH_CHECK_ENV, str(resolved.ray.health_check_interval_s))
-    connect(address)
+    connect(address, runtime_env)
     import ray
     from ray.train import TrainingFailedError
 
@@ -232,11 +237,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, default=None, help="number of workers (overrides ray.num_workers)")
     parser.add_argument("--profile", default=None, help="a cluster_configs/ray/*.yaml file with a `ray:` section")
+    parser.add_argument(
+        "--runtime-env-json",
+        default=None,
+        help='Ray runtime env for the workers, e.g. \'{"env_vars": {"HF_HOME": "/data/hf"}}\'',
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    result = launch(args.config, args.overrides, args.address, args.profile, args.workers)
+    runtime_env = json.loads(args.runtime_env_json) if args.runtime_env_json else None
+    result = launch(args.config, args.overrides, args.address, args.profile, args.workers, runtime_env)
     print(
         f"ftdist launch ray: done at step {result.metrics.get('step')}; checkpoint {result.checkpoint}; "
         f"final model {result.final_dir}; run folder {result.run_dir}"
