@@ -1,7 +1,7 @@
 """Ray Train vs torchrun on this machine: per-step time, its ratio, and the fixed start-up cost of each.
 
 Both launchers run the same tiny Llama (cluster_configs/tiny_llama_full.yaml) with 2 CPU workers under DDP,
-checkpointing every 50 steps. Each launcher runs twice, for N1 and N2 steps, timed from the outside:
+checkpointing every 50 (or 20) steps. Each launcher runs twice, for N1 and N2 steps, timed from the outside:
     wall(N) = fixed + N * per_step
 so per_step = (wall(N2) - wall(N1)) / (N2 - N1) includes everything a step costs in steady state (compute,
 all-reduce, checkpoint saves and, under Ray, the checkpoint reports), and fixed = wall(N1) - N1 * per_step is
@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "cluster_configs/tiny_llama_full.yaml"
-COMMON = ["strategy=ddp", "checkpoint.every=50", "train.eval_every=0", "train.log_every=1", "tracking.progress=false"]
+COMMON = ["strategy=ddp", "train.eval_every=0", "train.log_every=1", "tracking.progress=false"]
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -53,32 +53,33 @@ def fit(walls: dict[int, float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs=2, default=[20, 420])
+    parser.add_argument("--every", type=int, nargs="+", default=[50, 20], help="checkpoint intervals (steps)")
     parser.add_argument("--intervals", type=float, nargs="+", default=[0.5, 2.0], help="health-check intervals")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     env.pop("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", None)
     work = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
-    rows: dict[str, tuple[float, float, float]] = {}
+    started = time.perf_counter()
+    head = ["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", "6399", "--num-cpus", "2"]
+    subprocess.run(
+        [*head, "--include-dashboard=false", "--disable-usage-stats"], env=env, check=True, capture_output=True
+    )
+    head_s = time.perf_counter() - started
+    # Every (launcher, checkpoint interval) pair runs N1 steps, then every pair runs N2 steps: interleaving
+    # spreads the load other processes put on the machine over all rows instead of biasing one launcher.
+    launchers = [("torchrun", None)] + [(f"ray, health check {i:g} s", i) for i in args.intervals]
+    rows = [(name, interval, every) for every in args.every for name, interval in launchers]
+    walls: dict[tuple, dict[int, float]] = {row: {} for row in rows}
+    compute: dict[tuple, float] = {}
     try:
-        walls, compute = {}, 0.0
         for steps in args.steps:
-            out = work / f"torchrun-{steps}"
-            command = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "ftdist", "train", CONFIG]
-            walls[steps] = timed([*command, f"output_dir={out}", f"train.max_steps={steps}", *COMMON], env)
-            compute = compute_step_s(out)
-        rows["torchrun"] = (*fit(walls), compute)
-
-        started = time.perf_counter()
-        head = ["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", "6399", "--num-cpus", "2"]
-        subprocess.run(
-            [*head, "--include-dashboard=false", "--disable-usage-stats"], env=env, check=True, capture_output=True
-        )
-        head_s = time.perf_counter() - started
-        try:
-            for interval in args.intervals:
-                walls = {}
-                for steps in args.steps:
-                    out = work / f"ray-{interval}-{steps}"
+            for row in rows:
+                name, interval, every = row
+                out = work / f"{len(compute)}-{steps}-{every}-{interval}"
+                overrides = [f"output_dir={out}", f"train.max_steps={steps}", f"checkpoint.every={every}", *COMMON]
+                if interval is None:
+                    command = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "ftdist", "train", CONFIG]
+                else:
                     command = [
                         sys.executable,
                         "-m",
@@ -88,27 +89,22 @@ def main() -> None:
                         "--workers",
                         "2",
                     ]
-                    overrides = [
-                        f"output_dir={out}",
-                        f"train.max_steps={steps}",
-                        f"ray.health_check_interval_s={interval}",
-                    ]
-                    walls[steps] = timed([*command, CONFIG, *overrides, *COMMON], env)
-                    compute = compute_step_s(out)
-                rows[f"ray (health check {interval:g} s)"] = (*fit(walls), compute)
-        finally:
-            subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+                    command += [CONFIG, f"ray.health_check_interval_s={interval}"]
+                walls[row][steps] = timed([*command, *overrides], env)
+                compute[row] = compute_step_s(out)
     finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
-    base = rows["torchrun"][0]
-    print(
-        f"tiny Llama, 2 CPU workers, DDP, checkpoint every 50 steps, runs of {args.steps[0]} and {args.steps[1]} steps"
-    )
+    print(f"tiny Llama, 2 CPU workers, DDP; runs of {args.steps[0]} and {args.steps[1]} steps")
     print(f"ray head start-up (once per cluster): {head_s:.1f} s")
-    print(f"{'launcher':28} {'s/step':>8} {'ratio':>6} {'fixed s':>8} {'compute s/step':>15}")
-    for name, (per_step, fixed, compute) in rows.items():
-        print(f"{name:28} {per_step:8.3f} {per_step / base:6.2f} {fixed:8.1f} {compute:15.4f}")
+    print(f"{'launcher':26} {'ckpt every':>10} {'s/step':>8} {'ratio':>6} {'fixed s':>8} {'compute s/step':>15}")
+    for every in args.every:
+        base = fit(walls[("torchrun", None, every)])[0]
+        for name, interval in launchers:
+            per_step, fixed = fit(walls[(name, interval, every)])
+            row = f"{name:26} {every:10d} {per_step:8.4f} {per_step / base:6.2f} {fixed:8.1f}"
+            print(f"{row} {compute[(name, interval, every)]:15.4f}")
 
 
 if __name__ == "__main__":

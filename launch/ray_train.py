@@ -26,6 +26,7 @@ from ftdist.config import RunConfig, load_config
 from ftdist.errors import FtdistError
 
 HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+_HEALTH_CHECK_FROM_USER = os.environ.get(HEALTH_CHECK_ENV)  # a value set by the user wins over ray.health_check_...
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -196,7 +197,7 @@ def launch(
         check_writable(resolved.run_dir, "output_dir")
         check_writable(storage_path(resolved), "ray.storage_path")
     # The controller reads this when the job starts and passes it on to the workers.
-    os.environ.setdefault(HEALTH_CHECK_ENV, str(resolved.ray.health_check_interval_s))
+    os.environ[HEALTH_CHECK_ENV] = _HEALTH_CHECK_FROM_USER or str(resolved.ray.health_check_interval_s)
     connect(address, runtime_env)
     import ray
     from ray.train import TrainingFailedError

@@ -107,6 +107,14 @@ def test_fsdp2_two_workers_completes_with_falling_loss(ray_head, tmp_path):
     _assert_exportable(result)
 
 
+def test_deepspeed_zero2_two_workers_completes_with_falling_loss(ray_head, tmp_path):
+    """DeepSpeed reuses the gloo group Ray Train created; both ranks write into the one checkpoint folder."""
+    result = _launch(ray_head, tmp_path / "run", "strategy=deepspeed", "strategy.zero_stage=2")
+    losses = _losses(result.run_dir)
+    assert losses[STEPS] < losses[1] - 0.3
+    _assert_exportable(result)
+
+
 def test_hard_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp_run, tmp_path):
     """Rank 1 calls os._exit(3) right after the step-4 checkpoint, first attempt only (test-only env hook)."""
     from launch.ray_worker import CRASH_ENV
