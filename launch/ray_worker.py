@@ -10,6 +10,7 @@ Rank and world size come from `ray.train.get_context()` through `ftdist.env.dete
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
     else:
         # For local or shared storage this is the registered folder itself; for s3:// it is a download.
         with checkpoint.as_directory() as folder:
+            if rank == 0:
+                step = json.loads((Path(folder) / "MANIFEST.json").read_text())["step"]
+                print(f"ftdist: Ray Train restarted the workers; resuming from {folder} (step {step})", flush=True)
             result = train(config, [*overrides, f"checkpoint.resume={folder}"], report)
     if result.preempted:  # a signal stopped the loop after saving: let Ray restart the group from it
         raise RuntimeError(f"ftdist run preempted at step {result.step}; Ray Train restarts it from the checkpoint")

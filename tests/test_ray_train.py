@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -115,7 +116,7 @@ def test_deepspeed_zero2_two_workers_completes_with_falling_loss(ray_head, tmp_p
     _assert_exportable(result)
 
 
-def test_hard_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp_run, tmp_path):
+def test_hard_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp_run, tmp_path, capfd):
     """Rank 1 calls os._exit(3) right after the step-4 checkpoint, first attempt only (test-only env hook)."""
     from launch.ray_worker import CRASH_ENV
 
@@ -123,6 +124,11 @@ def test_hard_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp
     env = {"env_vars": {CRASH_ENV: f"4:1:{marker}"}}
     result = _launch(ray_head, tmp_path / "run", "strategy=ddp", "ray.max_failures=1", runtime_env=env)
     assert marker.exists(), "the injected crash did not happen"
+    # Resumed from a checkpoint Ray registered (step 4, or step 2 when the controller had not yet registered
+    # step 4 when the worker died: notes/cpu.md check 4), not from scratch.
+    resumed = re.search(r"resuming from \S+ \(step [24]\)", capfd.readouterr().out)
+    assert resumed, "no restart from a registered checkpoint was logged"
+    print(resumed.group(0))  # shown with `pytest -rP`
     assert _losses(result.run_dir) == _losses(ddp_run.run_dir)  # same loss curve, step by step, bitwise
     ours, reference = (
         load_file(result.final_dir / "model.safetensors"),
