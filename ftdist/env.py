@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -52,6 +53,10 @@ class DistEnv:
 
 def detect_env(environ: dict[str, str] | None = None) -> DistEnv:
     """Read rank and world size from whichever launcher set them; a plain `python` run is rank 0 of 1."""
+    if environ is None:
+        ray_env = ray_train_env()
+        if ray_env is not None:  # Ray also sets RANK/WORLD_SIZE, but its own context is the source of truth
+            return ray_env
     environ = os.environ if environ is None else environ
     restarts = int(environ.get("SLURM_RESTART_COUNT", 0) or 0)
     for launcher, names in LAUNCHER_VARIABLES.items():
@@ -67,6 +72,30 @@ def detect_env(environ: dict[str, str] | None = None) -> DistEnv:
                 restart_count=restarts,
             )
     return DistEnv(restart_count=restarts)
+
+
+def ray_train_env() -> DistEnv | None:
+    """This worker's place from `ray.train.get_context()`, or None outside a Ray Train worker.
+
+    A Ray Train worker has imported ray before it runs the training function, so `ray` missing from
+    `sys.modules` means "not Ray" without paying for `import ray` (seconds) in every other launcher.
+    """
+    if "ray.train" not in sys.modules:
+        return None
+    try:
+        from ray.train import get_context
+
+        context = get_context()
+        rank, world_size = context.get_world_rank(), context.get_world_size()
+    except Exception:  # ray imported, but this is the driver or a plain Ray task: no train context
+        return None
+    return DistEnv(
+        rank=rank,
+        world_size=world_size,
+        local_rank=context.get_local_rank(),
+        node_rank=context.get_node_rank(),
+        launcher="ray",
+    )
 
 
 def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:

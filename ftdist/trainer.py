@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ from ftdist.strategies import build_strategy
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
 
+# Called on every rank after each checkpoint is sealed: (step, checkpoint folder, latest logged metrics).
+# Launchers use it to register checkpoints with their own bookkeeping (Ray Train's `report`); the loop itself
+# never learns which launcher runs it.
+CheckpointCallback = Callable[[int, Path, dict[str, float]], None]
+
 
 @dataclass
 class TrainResult:
@@ -44,8 +50,15 @@ class TrainResult:
 class Trainer:
     """Train one RunConfig. Construct with a RunConfig, a YAML path or a dict (plus `key=value` overrides)."""
 
-    def __init__(self, config: RunConfig | str | Path | dict, overrides: list[str] | tuple = ()) -> None:
+    def __init__(
+        self,
+        config: RunConfig | str | Path | dict,
+        overrides: list[str] | tuple = (),
+        on_checkpoint: CheckpointCallback | None = None,
+    ) -> None:
         self.config: RunConfig = load_config(config, overrides)
+        self.on_checkpoint = on_checkpoint
+        self.last_logged: dict[str, float] = {}
         self.env = detect_env()
         self.run_dir = Path(self.config.run_dir)
         self.step = 0
@@ -189,6 +202,7 @@ class Trainer:
         )
 
     def log(self, **metrics: Any) -> None:
+        self.last_logged.update(metrics)
         if self.tracker is not None:
             self.tracker.log(self.step, **metrics)
 
@@ -221,7 +235,10 @@ class Trainer:
                 self.strategy.unwrap(self.model).config.save_pretrained(folder)
                 self.tokenizer.save_pretrained(folder)
 
-        return self.checkpoints.save(self.step, write)
+        folder = self.checkpoints.save(self.step, write)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step, folder, dict(self.last_logged))
+        return folder
 
     def load_checkpoint(self, folder: Path) -> None:
         self.strategy.load(self.model, self.optimizer, folder)
@@ -274,6 +291,10 @@ class Trainer:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
 
-def train(config: RunConfig | str | Path | dict, overrides: list[str] | tuple = ()) -> TrainResult:
+def train(
+    config: RunConfig | str | Path | dict,
+    overrides: list[str] | tuple = (),
+    on_checkpoint: CheckpointCallback | None = None,
+) -> TrainResult:
     """Train a run to the end (or until preempted). The entry point every launcher calls in each worker."""
-    return Trainer(config, overrides).fit()
+    return Trainer(config, overrides, on_checkpoint).fit()

@@ -13,6 +13,7 @@ import importlib
 LAUNCHERS: dict[str, str] = {
     "local": "launch.local",
     "slurm": "launch.slurm",
+    "ray": "launch.ray_train",
 }
 
 

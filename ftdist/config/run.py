@@ -13,6 +13,7 @@ from ftdist.config.eval import EvalConfig, GenerationConfig
 from ftdist.config.method import MethodConfig
 from ftdist.config.model import ModelConfig
 from ftdist.config.optim import OptimConfig, ScheduleConfig
+from ftdist.config.ray import RayConfig
 from ftdist.config.strategy import StrategyConfig
 from ftdist.config.tracking import TrackingConfig
 from ftdist.config.train import CheckpointConfig, TrainConfig
@@ -43,6 +44,7 @@ class RunConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @property
     def run_dir(self) -> str:

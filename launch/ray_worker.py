@@ -1,0 +1,75 @@
+"""What runs inside each Ray Train worker: `ftdist.train` plus checkpoint registration with Ray.
+
+The worker is the same training loop torchrun and Slurm reach. Two things are Ray's own:
+- every sealed ftdist checkpoint is registered with `ray.train.report` (rank 0 passes the folder, the other
+  ranks pass None; report is a barrier, so every rank calls it at the same step), and
+- on a restart, `ray.train.get_checkpoint()` (the last registered checkpoint) becomes `checkpoint.resume`,
+  so the loop restores weights, optimizer, RNG and data position and replays the same data order.
+Rank and world size come from `ray.train.get_context()` through `ftdist.env.detect_env`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+# Test-only fault injection, read from the environment so no user-facing option exists for it:
+# "STEP:RANK:MARKER" hard-exits (os._exit, no cleanup, like a killed process) rank RANK right after the
+# checkpoint at STEP is registered, once: MARKER is created first, so the restarted attempt runs through.
+CRASH_ENV = "FTDIST_TEST_RAY_CRASH"
+
+
+def worker_loop(loop_config: dict[str, Any]) -> None:
+    """Ray Train's `train_loop_per_worker`: train the resolved config, resuming from Ray's checkpoint if any."""
+    import ray.train
+
+    from ftdist.trainer import train
+
+    config, overrides = loop_config["config"], list(loop_config.get("overrides", []))
+    # The final checkpoint was reported by the trainer (Result.checkpoint); `final/` sits in the run folder.
+    rank = ray.train.get_context().get_world_rank()
+    report = CheckpointReporter(rank)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        result = train(config, overrides, report)
+    else:
+        # For local or shared storage this is the registered folder itself; for s3:// it is a download.
+        with checkpoint.as_directory() as folder:
+            if rank == 0:
+                step = json.loads((Path(folder) / "MANIFEST.json").read_text())["step"]
+                print(f"ftdist: Ray Train restarted the workers; resuming from {folder} (step {step})", flush=True)
+            result = train(config, [*overrides, f"checkpoint.resume={folder}"], report)
+    if result.preempted:  # a signal stopped the loop after saving: let Ray restart the group from it
+        raise RuntimeError(f"ftdist run preempted at step {result.step}; Ray Train restarts it from the checkpoint")
+
+
+class CheckpointReporter:
+    """The trainer's `on_checkpoint` callback under Ray: register each checkpoint and its metrics."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.crash = _parse_crash(os.environ.get(CRASH_ENV, ""))
+
+    def __call__(self, step: int, folder: Path, metrics: dict[str, float]) -> None:
+        import ray.train
+
+        # Only rank 0 hands over the folder: with a shared output_dir it already holds every rank's shards,
+        # and Ray would otherwise copy the same folder once per rank.
+        checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if self.rank == 0 else None
+        ray.train.report(
+            {"step": step, **{k: float(v) for k, v in metrics.items()}},
+            checkpoint=checkpoint,
+            delete_local_checkpoint_after_upload=False,  # ftdist's own folder stays; `latest` points at it
+        )
+        if self.crash and self.crash[0] == step and self.crash[1] == self.rank and not self.crash[2].exists():
+            self.crash[2].touch()
+            os._exit(3)
+
+
+def _parse_crash(text: str) -> tuple[int, int, Path] | None:
+    if not text:
+        return None
+    step, rank, marker = text.split(":", 2)
+    return int(step), int(rank), Path(marker)
