@@ -72,12 +72,15 @@ def test_deepspeed_json_auto_values_are_filled_and_extra_keys_kept():
 
 
 def test_four_bit_base_cannot_be_sharded():
-    for strategy in (SimpleNamespace(name="deepspeed", zero_stage=3), SimpleNamespace(name="fsdp", zero_stage=2)):
+    for strategy in (SimpleNamespace(name="deepspeed", zero_stage=3), SimpleNamespace(name="fsdp", zero_stage=2),
+                     SimpleNamespace(name="deepspeed", zero_stage=2)):  # fmt: skip
         config = SimpleNamespace(strategy=strategy, method=SimpleNamespace(name="qlora"))
-        with pytest.raises(ValueError, match="Use strategy: ddp or .*zero_stage: 2.* or method: lora"):
+        with pytest.raises(ValueError, match="use strategy: single or ddp with QLoRA, or method: lora"):
             check_quantized_sharding(config)
-    ok = SimpleNamespace(strategy=SimpleNamespace(name="deepspeed", zero_stage=2), method=SimpleNamespace(name="qlora"))
-    check_quantized_sharding(ok)
+    for name in ("single", "ddp"):
+        check_quantized_sharding(
+            SimpleNamespace(strategy=SimpleNamespace(name=name), method=SimpleNamespace(name="qlora"))
+        )
 
 
 def test_fp16_on_cpu_is_rejected_before_the_process_group():

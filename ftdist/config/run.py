@@ -63,11 +63,6 @@ class RunConfig(Section):
     def _quantized_base_is_servable(self) -> RunConfig:
         if self.method.name != "qlora":
             return self
-        if self.strategy.name not in ("single", "ddp"):
-            raise ValueError(
-                f"method: qlora keeps a 4-bit base on every process, which strategy: {self.strategy.name} cannot "
-                "shard here; use strategy: single or ddp, or method: lora"
-            )
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ValueError("method: qlora needs bitsandbytes; pip install bitsandbytes, or use method: lora")
         if self.device == "mps":

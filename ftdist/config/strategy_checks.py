@@ -28,20 +28,19 @@ def check_deepspeed_json(config: Any) -> None:
 
 
 def check_quantized_sharding(config: Any) -> None:
-    """A quantized (bitsandbytes) base cannot be partitioned by ZeRO-3 or FSDP here."""
+    """A bitsandbytes-quantized base runs whole on every process: only `single` and `ddp` are tested with it.
+
+    ZeRO-3 and FSDP would have to partition the packed 4/8-bit weights (they need a quantized-storage dtype
+    that ftdist does not set up); DeepSpeed stages 1-2 do not partition frozen weights but are untested here.
+    """
     strategy = config.strategy
-    shards_params = (strategy.name == "deepspeed" and strategy.zero_stage == 3) or strategy.name == "fsdp"
-    if shards_params and _loads_4bit(config.method):
-        where = f"strategy.name={strategy.name}" + (" with zero_stage=3" if strategy.name == "deepspeed" else "")
-        raise ValueError(
-            f"method={config.method.name} keeps the base model quantized (bitsandbytes 4/8-bit), which {where} "
-            "cannot shard (it needs a quantized-storage dtype that ftdist does not set up). Use strategy: ddp or "
-            "strategy: {name: "
-            "deepspeed, zero_stage: 2} with the 4-bit base, or method: lora (16-bit base) with fsdp / ZeRO-3"
-        )
-
-
-def _loads_4bit(method: Any) -> bool:
-    """`qlora` quantizes the frozen base with bitsandbytes (4-bit, or 8-bit with quantization.load_in_8bit);
-    neither packed layout can be partitioned without a quantized-storage dtype."""
-    return method.name == "qlora"
+    if config.method.name != "qlora" or strategy.name in ("single", "ddp"):
+        return
+    where = f"strategy.name={strategy.name}" + (
+        f" with zero_stage={strategy.zero_stage}" if strategy.name == "deepspeed" else ""
+    )
+    raise ValueError(
+        f"method: qlora keeps the base model quantized (bitsandbytes 4/8-bit) on every process, which {where} "
+        "cannot shard here; use strategy: single or ddp with QLoRA, or method: lora (16-bit base) with fsdp or "
+        "deepspeed"
+    )

@@ -83,6 +83,10 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
     if not config.method.uses_adapters:
         return None
     target = Path(config.run_dir).resolve() / SCRATCH_BASE
+    sharing = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if sharing and torch.distributed.get_rank() != 0:  # rank 0 writes the base; the others wait and read it
+        torch.distributed.barrier()
+        return target
     if not (target / "config.json").exists():
         if tokenizer is None:
             raise FtdistError(f"{target} is missing: the run's saved scratch base was deleted")
@@ -93,8 +97,10 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
         tokenizer.save_pretrained(staging)
         try:
             staging.rename(target)
-        except OSError:  # another rank saved the same seeded base first
+        except OSError:  # another run in the same folder saved the same seeded base first
             shutil.rmtree(staging, ignore_errors=True)
+    if sharing:
+        torch.distributed.barrier()
     return target
 
 
