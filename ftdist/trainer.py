@@ -152,16 +152,18 @@ class Trainer:
         self.device = pick_device(cfg.device, self.env.local_rank)
         self.precision = pick_precision(cfg.precision, self.device)
         init_distributed(self.env, self.device)
+        self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
+        resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
+        if resume_from is not None:
+            self.strategy.check_resumable(resume_from)  # before any data or model is loaded
         torch.manual_seed(cfg.seed)
         self.tokenizer, self.data = build_data(cfg, self.env)
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
         model = apply_method(build_model(cfg, self.tokenizer), cfg)
         self.trainable, self.total_params = count_parameters(model)
-        self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
-        resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
         self.model.train()

@@ -98,3 +98,12 @@ def _write(tmp_path, config: dict) -> str:
     path = tmp_path / "ok.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
+
+
+def test_resume_with_a_strategy_that_cannot_read_the_checkpoint(tmp_path, capsys):
+    config = tiny_gpt_config(tmp_path / "run")
+    assert main(["train", _write(tmp_path, config), "train.max_steps=10"]) == 0
+    capsys.readouterr()
+    code, err = _train(capsys, config, "strategy.name=fsdp", "train.max_steps=20", tmp_path=tmp_path)
+    _assert_clean_failure(code, err, "was written by strategy single or ddp", "resume with strategy.name=single")
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*")) == ["step-10"]

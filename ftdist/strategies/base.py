@@ -11,18 +11,22 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ftdist.config import RunConfig
 from ftdist.env import DistEnv, Precision
+from ftdist.errors import FtdistError
 
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
 
 
 class Strategy(ABC):
     """Wrap, step, save, load and unwrap one model across this job's processes."""
+
+    checkpoint_format: ClassVar[str] = "whole"  # what `save` writes: whole | dcp | deepspeed (see consolidate.py)
 
     def __init__(self, config: RunConfig, env: DistEnv, device: torch.device, precision: Precision) -> None:
         self.config, self.env, self.device, self.precision = config, env, device, precision
@@ -75,6 +79,19 @@ class Strategy(ABC):
     @abstractmethod
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         """Write model and optimizer state into `directory`. Called on every rank; the folder already exists."""
+
+    def check_resumable(self, directory: Path) -> None:
+        """Refuse, with the fix, a checkpoint written by a strategy whose format this one cannot read."""
+        from ftdist.strategies.consolidate import WRITTEN_BY, checkpoint_format
+
+        found = checkpoint_format(directory)
+        if found != self.checkpoint_format:
+            raise FtdistError(
+                f"checkpoint {directory} was written by strategy {WRITTEN_BY[found]}, but this run uses strategy "
+                f"{self.config.strategy.name}, which cannot load it; resume with strategy.name="
+                f"{WRITTEN_BY[found].split(' or ')[0]}, or start a new output_dir from its weights "
+                f"(ftdist export, then model.path=<the exported folder>)"
+            )
 
     @abstractmethod
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ftdist.errors import FtdistError
 
+WRITTEN_BY = {"whole": "single or ddp", "dcp": "fsdp", "deepspeed": "deepspeed"}
 FORMATS = ("single/ddp: model.safetensors", "fsdp: dcp/", "deepspeed: deepspeed/")
 
 

@@ -33,6 +33,8 @@ CHECKPOINT_TAG = "deepspeed"  # the sub-folder engine.save_checkpoint writes int
 class DeepSpeedZero(Strategy):
     """A DeepSpeedEngine around the model; the optimizer returned is the engine's base torch optimizer."""
 
+    checkpoint_format = "deepspeed"
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.scaler = None  # DeepSpeed scales fp16 losses itself

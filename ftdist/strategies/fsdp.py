@@ -44,6 +44,8 @@ DCP_FOLDER = "dcp"
 class FullyShardedDataParallel(Strategy):
     """FSDP2 on every decoder layer and the root."""
 
+    checkpoint_format = "dcp"
+
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         if not torch.distributed.is_initialized():
             raise FtdistError(
