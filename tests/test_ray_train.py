@@ -86,6 +86,16 @@ def _assert_exportable(result) -> None:
     assert json.loads((result.checkpoint / "MANIFEST.json").read_text())["step"] == STEPS
     model = AutoModelForCausalLM.from_pretrained(result.final_dir)
     assert sum(p.numel() for p in model.parameters()) > 0
+    # `ftdist export` on the checkpoint Ray registered gives the same weights as final/
+    import torch
+    from safetensors.torch import load_file
+
+    from ftdist.cli import main
+
+    out = result.checkpoint.parent / "exported"
+    assert main(["export", str(result.checkpoint), "--out", str(out)]) == 0
+    exported, final = load_file(out / "model.safetensors"), load_file(result.final_dir / "model.safetensors")
+    assert exported.keys() == final.keys() and all(torch.equal(exported[k], final[k]) for k in final)
 
 
 @pytest.fixture(scope="module")
