@@ -61,9 +61,6 @@ class ModelConfig(Section):
     Defaults to `path` for pretrained models and `char` for scratch models."""
     trust_remote_code: bool = False
     """Allow model code from the model folder to run. Off unless you trust its source."""
-    gradient_checkpointing: bool | None = None
-    """Recompute activations in the backward pass: less memory, about 30% more compute. Default: on for
-    `method: qlora`, off otherwise."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:

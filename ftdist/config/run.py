@@ -70,6 +70,12 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _resolve_activation_checkpointing(self) -> RunConfig:
+        if self.strategy.activation_checkpointing is None:  # memory is the point of QLoRA
+            self.strategy.activation_checkpointing = self.method.name == "qlora"
+        return self
+
+    @model_validator(mode="after")
     def _schedule_fits_run(self) -> RunConfig:
         if self.schedule.warmup_steps >= self.train.max_steps and self.schedule.warmup_steps > 0:
             raise ValueError(

@@ -38,8 +38,9 @@ class StrategyConfig(NamedSection):
     deepspeed_config: str | None = None
     """DeepSpeed: your own JSON (e.g. cluster_configs/deepspeed/zero3.json). ftdist fills batch size,
     accumulation, clipping and precision from this run config and refuses values that contradict it."""
-    activation_checkpointing: bool = False
-    """Recompute each decoder layer's activations in backward: less memory, about a third more compute."""
+    activation_checkpointing: bool | None = None
+    """Recompute each decoder layer's activations in backward: less memory, about a third more compute.
+    The one switch for every method and strategy; unset means on for `method: qlora`, off otherwise."""
     reshard_after_forward: bool = True
     """FSDP: free the gathered layer parameters after forward (ZeRO-3-like); false keeps them (ZeRO-2-like)."""
 

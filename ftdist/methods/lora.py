@@ -13,7 +13,6 @@ from transformers.pytorch_utils import Conv1D
 
 from ftdist.config import RunConfig
 from ftdist.errors import FtdistError
-from ftdist.models import gradient_checkpointing_on
 
 # Per-architecture defaults where ftdist differs from peft's table: GPT-2 adapts every projection, as in the
 # LoRA fine-tuning of gpt2-large on Bible text (peft's default is c_attn only).
@@ -27,7 +26,7 @@ def apply(model: nn.Module, config: RunConfig) -> nn.Module:
     if config.method.name == "qlora":
         model = prepare_model_for_kbit_training(
             model,
-            use_gradient_checkpointing=gradient_checkpointing_on(config),
+            use_gradient_checkpointing=bool(config.strategy.activation_checkpointing),
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     lora_config = LoraConfig(

@@ -25,7 +25,6 @@ from ftdist.models.scratch import scratch_model_config
 __all__ = [
     "base_folder",
     "build_model",
-    "gradient_checkpointing_on",
     "build_tokenizer",
     "count_parameters",
     "load_pretrained",
@@ -61,16 +60,7 @@ def build_model(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> PreTra
         model = AutoModelForCausalLM.from_config(hf_config)
     else:
         model = load_pretrained(str(folder), trust_remote_code=config.model.trust_remote_code, **options)
-    if gradient_checkpointing_on(config):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return model
-
-
-def gradient_checkpointing_on(config: RunConfig) -> bool:
-    """`model.gradient_checkpointing`, defaulting to on where memory is the point (QLoRA) and off elsewhere."""
-    if config.model.gradient_checkpointing is None:
-        return config.method.name == "qlora"
-    return config.model.gradient_checkpointing
+    return model  # activation checkpointing is the strategy's job (strategy.activation_checkpointing)
 
 
 def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> Path | None:
