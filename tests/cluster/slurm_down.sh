@@ -24,17 +24,7 @@ done
 
 log() { echo "[slurm_down $(date +%T)] $*" >&2; }
 
-starttime() { cut -d' ' -f22 "/proc/$1/stat" 2>/dev/null; }
-is_ours() {
-  local f=$RUN_DIR/$1.pid pid st comm
-  [ -s "$f" ] || return 1
-  read -r pid st comm < "$f" || return 1
-  [ -d "/proc/$pid" ] || return 1
-  # an exited daemon stays a zombie until PID 1 reaps it (~2 s here)
-  [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || return 1
-  [ "$(starttime "$pid")" = "$st" ] || return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/_daemons.sh"
 
 stop() { # stop NAME [grace seconds]
   local name=$1 grace=${2:-15} f=$RUN_DIR/$1.pid pid st comm i
