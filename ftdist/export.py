@@ -2,8 +2,7 @@
 
 Sources, in the order `resolve_model_folder` picks them: a run's `final/` (an HF model folder, or an adapter
 folder whose `adapter_config.json` names its base), or the run's latest checkpoint (ftdist's checkpoint format:
-`config.yaml` + weights). Reading a checkpoint's weights is one call, `load_full_state_dict`, so a strategy
-with its own sharded format can provide its consolidation there.
+`config.yaml` + weights). Any strategy's checkpoint format is read by `ftdist.strategies.consolidate`.
 """
 
 from __future__ import annotations
@@ -13,13 +12,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig, load_config
 from ftdist.errors import FtdistError
 
 ADAPTER_CONFIG = "adapter_config.json"
-CHECKPOINT_WEIGHTS = "model.safetensors"
 
 
 def resolve_model_folder(run_or_model: str | Path) -> Path:
@@ -60,18 +58,6 @@ def load_trained(
         model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model.to(device).eval(), tokenizer, folder
-
-
-def load_full_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
-    """The whole model's weights from one checkpoint folder (the single-device format). Strategies with a
-    sharded format replace this call with their consolidation (`ftdist.strategies.consolidate`)."""
-    try:
-        from ftdist.strategies.consolidate import load_full_state_dict as consolidate
-    except ImportError:
-        from safetensors.torch import load_file
-
-        return load_file(checkpoint_dir / CHECKPOINT_WEIGHTS)
-    return consolidate(checkpoint_dir)
 
 
 def merge(run_or_model: str | Path, out: str | Path | None = None) -> Path:
@@ -122,16 +108,14 @@ def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:
         from ftdist.methods import apply_method
         from ftdist.methods.state import load_model_state
         from ftdist.models import base_folder
+        from ftdist.strategies.single import MODEL_FILE
 
         model = apply_method(_load_base(base_folder(config), config), config)
-        load_model_state(model, str(folder / CHECKPOINT_WEIGHTS), device="cpu")
+        load_model_state(model, str(folder / MODEL_FILE), device="cpu")
         return model
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
-    result = model.load_state_dict(load_full_state_dict(folder), strict=False)
-    model.tie_weights()
-    if result.unexpected_keys or any(key not in _tied_keys(model) for key in result.missing_keys):
-        raise FtdistError(f"checkpoint {folder} does not match its config.json: {result}")
-    return model
+    from ftdist.strategies.consolidate import load_model
+
+    return load_model(folder)  # any strategy's format, consolidated offline
 
 
 def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
@@ -144,11 +128,6 @@ def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
         base = base.dequantize()  # 4-bit -> the exact de-quantized weights, in the compute dtype
         base = base.to(torch.float32)
     return base
-
-
-def _tied_keys(model: nn.Module) -> set[str]:
-    keys = getattr(model, "_tied_weights_keys", None) or {}
-    return set(keys) if not isinstance(keys, dict) else set(keys)
 
 
 def _holds_weights(folder: Path) -> bool:
