@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from ftdist.errors import FtdistError
+from ftdist.rendezvous import slurm_rendezvous
 
 # Which variables each launcher sets, in the order they are tried. torchrun wins over Slurm because
 # `srun torchrun ...` sets both, and torchrun's are the per-worker ones.
@@ -158,10 +158,15 @@ def pick_precision(requested: str, device: torch.device) -> Precision:
     return Precision(requested, dtype, requested == "fp16")
 
 
-def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800) -> None:
-    """Join the process group (nccl on GPU, gloo on CPU) unless this is a single process or already joined."""
-    if not env.distributed or dist.is_initialized():
+def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800, always: bool = False) -> None:
+    """Join the process group (nccl on GPU, gloo on CPU) unless this is a single process or already joined.
+
+    `always`: a single process gets a 1-rank group too (FSDP and DeepSpeed need one, e.g. to resume a sharded
+    checkpoint on one process)."""
+    if dist.is_initialized() or not (env.distributed or always):
         return
+    if not env.distributed:
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
     if env.launcher == "slurm":  # one srun task per process, no torchrun: derive the rendezvous from the job
         for name, value in slurm_rendezvous(os.environ).items():
             os.environ.setdefault(name, value)
@@ -171,41 +176,6 @@ def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800) 
     os.environ.setdefault("MASTER_PORT", "29500")
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
-
-
-def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
-    """MASTER_ADDR/MASTER_PORT for a Slurm job: the first host of the job's nodes, a port from the job id.
-
-    Every task computes the same answer without talking to the others. The port lies in 20000-39999 so two
-    jobs sharing a node rarely collide; a requeued job keeps its id and so its port.
-    """
-    result = {}
-    nodelist = environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST")
-    if nodelist:
-        result["MASTER_ADDR"] = first_slurm_host(nodelist)
-    if environ.get("SLURM_JOB_ID", "").isdigit():
-        result["MASTER_PORT"] = str(20000 + int(environ["SLURM_JOB_ID"]) % 20000)
-    return result
-
-
-def first_slurm_host(nodelist: str) -> str:
-    """The first host of a Slurm node list such as `gpu[01-04,07]`, expanded by Slurm itself.
-
-    `scontrol show hostnames` is the only parser that knows every form Slurm accepts; a plain name
-    needs no expansion, so it is returned as is when scontrol is not on PATH.
-    """
-    try:
-        out = subprocess.run(
-            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as error:
-        if "[" not in nodelist and "," not in nodelist:
-            return nodelist
-        raise FtdistError(
-            f"cannot expand SLURM_JOB_NODELIST={nodelist} to find the head node ({error}); "
-            "run inside a Slurm job with scontrol on PATH, or set MASTER_ADDR and MASTER_PORT"
-        ) from None
-    return out.split()[0]
 
 
 def shutdown_distributed() -> None:

@@ -2,7 +2,8 @@
 
 Sources, in the order `resolve_model_folder` picks them: a run's `final/` (an HF model folder, or an adapter
 folder whose `adapter_config.json` names its base), or the run's latest checkpoint (ftdist's checkpoint format:
-`config.yaml` + weights). Any strategy's checkpoint format is read by `ftdist.strategies.consolidate`.
+`config.yaml` + weights). Any strategy's checkpoint format is read through the strategy registry
+(`ftdist.strategies.read_checkpoint_state`); this module never names a format.
 """
 
 from __future__ import annotations
@@ -104,18 +105,23 @@ def _adapter_model(folder: Path, config: RunConfig | None) -> nn.Module:
 
 
 def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:
-    if config.method.uses_adapters:
-        from ftdist.methods import apply_method
-        from ftdist.methods.state import load_model_state
+    """The trained model from any strategy's checkpoint, consolidated offline: the method builds the model (a
+    plain one from the checkpoint's config.json, or the base with fresh adapters) and its state filter loads
+    what the checkpoint holds."""
+    from ftdist.methods import method_class
+    from ftdist.strategies import read_checkpoint_state
+
+    method = method_class(config.method.name)
+    if method.state_filter.trainable_only:
         from ftdist.models import base_folder
-        from ftdist.strategies.single import MODEL_FILE
 
-        model = apply_method(_load_base(base_folder(config), config), config)
-        load_model_state(model, str(folder / MODEL_FILE), device="cpu")
-        return model
-    from ftdist.strategies.consolidate import load_model
+        model = method.apply(_load_base(base_folder(config), config), config)
+    else:
+        from transformers import AutoConfig
 
-    return load_model(folder)  # any strategy's format, consolidated offline
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    method.state_filter.load_into(model, read_checkpoint_state(folder), str(folder))
+    return model.eval()
 
 
 def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
@@ -131,14 +137,10 @@ def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
 
 
 def _holds_weights(folder: Path) -> bool:
-    """A checkpoint in any strategy's format (single/ddp safetensors, FSDP DCP, DeepSpeed ZeRO)."""
-    from ftdist.strategies.consolidate import checkpoint_format
+    """A checkpoint in any strategy's format."""
+    from ftdist.strategies import is_checkpoint
 
-    try:
-        checkpoint_format(folder)
-    except FtdistError:
-        return False
-    return True
+    return is_checkpoint(folder)
 
 
 def _is_model_folder(path: Path) -> bool:

@@ -43,7 +43,10 @@ def save_trainer_state(folder: Path, rank: int, state: dict[str, Any]) -> None:
 
 
 def load_trainer_state(folder: Path, rank: int) -> dict[str, Any]:
-    return torch.load(state_file(folder, rank), weights_only=True)
+    """This rank's state; a rank the checkpoint did not have (resuming on more ranks) takes rank 0's, which
+    holds the same step, schedule and global data position (the data state does not depend on the rank)."""
+    path = state_file(folder, rank)
+    return torch.load(path if path.exists() else state_file(folder, 0), weights_only=True)
 
 
 def _numpy_state_to_plain(state: tuple) -> list:

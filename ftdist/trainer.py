@@ -2,11 +2,12 @@
 
 The loop reads as phases: set up, then per step `train_step` -> log -> evaluate -> checkpoint, then
 finish. Strategy-specific work (wrapping, backward, stepping, sharded saving) is behind `self.strategy`;
-method-specific work (adapters, quantization) happened in `apply_method` before the loop began.
+method-specific work (adapters, quantization) happened in `Method.apply` before the loop began.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -23,12 +24,14 @@ from ftdist.data import build_data
 from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
 from ftdist.errors import FtdistError
 from ftdist.loss import count_label_tokens, token_loss_sum
-from ftdist.methods import apply_method
+from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters
 from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
+from ftdist.preflight import World, preflight
 from ftdist.progress import ProgressView
-from ftdist.strategies import build_strategy
+from ftdist.strategies import build_strategy, check_resumable, strategy_class
+from ftdist.strategies.base import FORMAT_RECORD
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
 
@@ -151,15 +154,17 @@ class Trainer:
         check_trackers_installed(cfg)
         self.device = pick_device(cfg.device, self.env.local_rank)
         self.precision = pick_precision(cfg.precision, self.device)
-        init_distributed(self.env, self.device)
-        self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
+        preflight(cfg, World(self.env.world_size, self.device.type))  # the launcher ran it too; the world may differ
+        init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
+        method = method_class(cfg.method.name)
+        self.strategy = build_strategy(cfg, self.env, self.device, self.precision, method.state_filter)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
         if resume_from is not None:
-            self.strategy.check_resumable(resume_from)  # before any data or model is loaded
+            check_resumable(cfg, resume_from, self.env.world_size)  # before any data or model is loaded
         torch.manual_seed(cfg.seed)
         self.tokenizer, self.data = build_data(cfg, self.env)
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
-        model = apply_method(build_model(cfg, self.tokenizer), cfg)
+        model = method.apply(build_model(cfg, self.tokenizer), cfg)
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
@@ -233,6 +238,7 @@ class Trainer:
                 },
             )
             if self.env.is_main:
+                (folder / FORMAT_RECORD).write_text(json.dumps(self.strategy.format_record()))
                 (folder / "config.yaml").write_text(dump_config(self.config))
                 self.strategy.unwrap(self.model).config.save_pretrained(folder)
                 self.tokenizer.save_pretrained(folder)

@@ -1,7 +1,8 @@
 """`ftdist launch ray CONFIG`: run a RunConfig as a Ray Train job (driver side).
 
-The driver resolves the config (file < `--profile` < `key=value` < `--workers`), checks before anything waits
-that the cluster answers, can hold the workers and that storage can be written, then runs a
+The driver resolves the run config (file < `key=value`) and the Ray profile (`--profile` file < flags such as
+`--workers`; see launch/base.py), runs preflight for that many workers, checks before anything waits that the
+cluster answers, can hold the workers and that storage can be written, then runs a
 `ray.train.torch.TorchTrainer` whose per-worker loop is `launch.ray_worker.worker_loop` -> `ftdist.train`.
 Ray Train restarts a failed worker group up to `ray.max_failures` times; each restart resumes from the last
 checkpoint registered with Ray. Also runnable as `python -m launch.ray_train` (e.g. as a `ray job submit`
@@ -18,12 +19,14 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ftdist.config import RunConfig, load_config
 from ftdist.errors import FtdistError
+from launch.base import Launcher
+from launch.profiles import RayProfile
+
+if TYPE_CHECKING:
+    from ftdist.config import RunConfig
 
 HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 _HEALTH_CHECK_FROM_USER = os.environ.get(HEALTH_CHECK_ENV)  # a value set by the user wins over ray.health_check_...
@@ -38,29 +41,6 @@ class RayLaunchResult:
     run_dir: Path  # ftdist's run folder: metrics.jsonl, checkpoints/, final/
     final_dir: Path | None  # the exported Hugging Face model
     metrics: dict[str, Any]
-
-
-# --- config ---------------------------------------------------------------------------------------------------
-def resolve_config(
-    config: str | Path | dict, overrides: list[str] | tuple = (), profile: str | None = None, workers: int | None = None
-) -> RunConfig:
-    """The run config with the profile's `ray:` section, the overrides and `--workers` applied, in that order."""
-    extra = profile_overrides(profile) if profile else []
-    extra += list(overrides)
-    if workers is not None:
-        extra.append(f"ray.num_workers={workers}")
-    return load_config(config, extra)
-
-
-def profile_overrides(path: str | Path) -> list[str]:
-    """A profile in cluster_configs/ray/ holds one `ray:` section; it becomes `ray.key=value` overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise FtdistError(f"Ray profile {path} does not exist; see cluster_configs/ray/ for the shipped ones")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict) or set(data) != {"ray"} or not isinstance(data["ray"], dict):
-        raise FtdistError(f"Ray profile {path} must hold exactly one mapping, `ray:`, e.g. ray: {{num_workers: 8}}")
-    return [f"ray.{key}={json.dumps(value)}" for key, value in data["ray"].items()]
 
 
 # --- checks that fail fast ------------------------------------------------------------------------------------
@@ -97,26 +77,26 @@ def _probe(address: str) -> None:
         ) from None
 
 
-def check_resources(config: RunConfig) -> None:
+def check_resources(profile: RayProfile) -> None:
     """Refuse a job whose workers cannot all be placed, instead of letting Ray wait for resources forever."""
     import ray
 
-    wanted, count = config.ray.resources(), config.ray.num_workers
+    wanted, count = profile.resources(), profile.workers
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     per_node = [min(math.floor(node.get(k, 0.0) / v + 1e-9) for k, v in wanted.items() if v > 0) for node in nodes]
     room = sum(per_node)
-    if config.ray.placement_strategy == "STRICT_SPREAD":
+    if profile.placement_strategy == "STRICT_SPREAD":
         room = sum(1 for fits in per_node if fits > 0)
-    elif config.ray.placement_strategy == "STRICT_PACK":
+    elif profile.placement_strategy == "STRICT_PACK":
         room = max(per_node, default=0)
     if room >= count:
         return
     total = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory") or k in wanted}
     raise FtdistError(
-        f"ray.num_workers={count} workers needing {_fmt(wanted)} each do not fit: the cluster ({len(nodes)} "
-        f"node(s), {_fmt(total)} in total) has room for {room} with placement {config.ray.placement_strategy}. "
-        "Lower --workers or ray.cpus_per_worker / ray.gpus_per_worker, add nodes, or set "
-        "ray.check_resources=false on an autoscaling cluster"
+        f"--workers {count} needing {_fmt(wanted)} each do not fit: the cluster ({len(nodes)} "
+        f"node(s), {_fmt(total)} in total) has room for {room} with placement {profile.placement_strategy}. "
+        "Lower --workers or --cpus-per-worker / --gpus-per-worker, add nodes, or pass "
+        "--check-resources false on an autoscaling cluster"
     )
 
 
@@ -145,73 +125,117 @@ def check_writable(folder: str, what: str) -> None:
 
 
 # --- the job --------------------------------------------------------------------------------------------------
-def storage_path(config: RunConfig) -> str:
-    return config.ray.storage_path or str(Path(config.run_dir) / "ray")
+def storage_path(config: RunConfig, profile: RayProfile) -> str:
+    return profile.storage_path or str(Path(config.run_dir) / "ray")
 
 
-def build_trainer(config: RunConfig):
-    """A TorchTrainer that runs `config` on `ray.num_workers` workers with ftdist's worker loop."""
+def build_trainer(config: RunConfig, profile: RayProfile):
+    """A TorchTrainer that runs `config` on `profile.workers` workers with ftdist's worker loop."""
     from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
     from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from launch.ray_worker import worker_loop
 
-    opts = config.ray
     return TorchTrainer(
         worker_loop,
-        # Only the keys the user set: a dump of every default would "set" e.g. deepspeed keys under ddp,
-        # which the strategy checks reject.
-        train_loop_config={"config": config.model_dump(mode="json", exclude_unset=True)},
-        torch_config=TorchConfig(backend="nccl" if opts.use_gpu else "gloo"),
+        train_loop_config={"config": config.model_dump(mode="json")},
+        torch_config=TorchConfig(backend="nccl" if profile.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
-            num_workers=opts.num_workers,
-            use_gpu=opts.use_gpu,
-            resources_per_worker=opts.resources(),
-            placement_strategy=opts.placement_strategy,
+            num_workers=profile.workers,
+            use_gpu=profile.use_gpu,
+            resources_per_worker=profile.resources(),
+            placement_strategy=profile.placement_strategy,
         ),
         run_config=RayRunConfig(
             name=config.name,
-            storage_path=storage_path(config),
-            failure_config=FailureConfig(max_failures=opts.max_failures),
+            storage_path=storage_path(config, profile),
+            failure_config=FailureConfig(max_failures=profile.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.checkpoint.keep_last),
         ),
     )
+
+
+class RayLauncher(Launcher):
+    """Run on a Ray cluster (Ray Train): the same worker loop, restarted from the last checkpoint on failure."""
+
+    name = "ray"
+    help = "run on a Ray cluster (Ray Train)"
+    profile_model = RayProfile
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--address",
+            default=None,
+            help="auto (a cluster started on this node; the default, or $RAY_ADDRESS), HOST:PORT, "
+            "ray://HOST:10001, or local (start a private Ray instance for this run)",
+        )
+        parser.add_argument(
+            "--runtime-env-json",
+            default=None,
+            help='Ray runtime env for the workers, e.g. \'{"env_vars": {"HF_HOME": "/data/hf"}}\'',
+        )
+
+    def world(self, config, profile: RayProfile):
+        from ftdist.preflight import World, device_of
+
+        return World(profile.workers, device_of(config, int(profile.use_gpu)))
+
+    def submit(self, config: RunConfig, profile: RayProfile, args: argparse.Namespace) -> int:
+        runtime_env = json.loads(args.runtime_env_json) if args.runtime_env_json else None
+        result = run_on_ray(config, profile, args.address, runtime_env)
+        print(
+            f"ftdist launch ray: done at step {result.metrics.get('step')}; checkpoint {result.checkpoint}; "
+            f"final model {result.final_dir}; run folder {result.run_dir}"
+        )
+        return 0
 
 
 def launch(
     config: str | Path | dict,
     overrides: list[str] | tuple = (),
     address: str | None = None,
-    profile: str | None = None,
-    workers: int | None = None,
+    profile: str | Path | None = None,
     runtime_env: dict | None = None,
+    **flags: Any,
 ) -> RayLaunchResult:
-    """Resolve, check, run on the cluster at `address`, and return where the outputs are."""
-    resolved = resolve_config(config, overrides, profile, workers)
+    """The Python API of `ftdist launch ray`: `flags` are profile fields (workers=2, max_failures=3 ...)."""
+    from ftdist.config import load_config
+    from ftdist.preflight import preflight
+
+    resolved = load_config(config, overrides)
+    ray_profile = RayProfile.load(profile, flags)
+    preflight(resolved, RayLauncher().world(resolved, ray_profile))
+    return run_on_ray(resolved, ray_profile, address, runtime_env)
+
+
+def run_on_ray(
+    resolved: RunConfig, profile: RayProfile, address: str | None = None, runtime_env: dict | None = None
+) -> RayLaunchResult:
+    """Check, run on the cluster at `address`, and return where the outputs are."""
     client = (address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://")
     if not client and not Path(resolved.run_dir).is_absolute():
         # Workers do not share the driver's working directory; pin the run folder to an absolute path.
         resolved.output_dir = str(Path(resolved.run_dir).resolve())
     if not client:
         check_writable(resolved.run_dir, "output_dir")
-        check_writable(storage_path(resolved), "ray.storage_path")
+        check_writable(storage_path(resolved, profile), "--storage-path")
     # The controller reads this when the job starts and passes it on to the workers.
-    os.environ[HEALTH_CHECK_ENV] = _HEALTH_CHECK_FROM_USER or str(resolved.ray.health_check_interval_s)
+    os.environ[HEALTH_CHECK_ENV] = _HEALTH_CHECK_FROM_USER or str(profile.health_check_interval_s)
     connect(address, runtime_env)
     import ray
     from ray.train import TrainingFailedError
 
     try:
-        if resolved.ray.check_resources:
-            check_resources(resolved)
+        if profile.check_resources:
+            check_resources(profile)
         try:
-            result = build_trainer(resolved).fit()
+            result = build_trainer(resolved, profile).fit()
         except TrainingFailedError as error:
             raise FtdistError(
-                f"the Ray Train job {resolved.name} failed (ray.max_failures={resolved.ray.max_failures} restarts "
+                f"the Ray Train job {resolved.name} failed (--max-failures {profile.max_failures} restarts "
                 f"used up): {str(error).strip().splitlines()[-1]}. Worker logs are above; checkpoints stay in "
-                f"{storage_path(resolved)}"
+                f"{storage_path(resolved, profile)}"
             ) from error
     finally:
         ray.shutdown()
@@ -224,54 +248,15 @@ def launch(
     )
 
 
-# --- command line (wired in as `ftdist launch ray`) -------------------------------------------------------------
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """`ftdist launch ray ...`. Put options before CONFIG or after the key=value overrides."""
-    parser = subparsers.add_parser(
-        "ray",
-        help="run on a Ray cluster (Ray Train)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return add_arguments(parser)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("config", help="a run config YAML, e.g. cluster_configs/tiny_llama_full.yaml")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="override config keys, e.g. ray.max_failures=3"
-    )
-    parser.add_argument(
-        "--address",
-        default=None,
-        help="auto (a cluster started on this node; the default, or $RAY_ADDRESS), HOST:PORT, ray://HOST:10001, "
-        "or local (start a private Ray instance for this run)",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="number of workers (overrides ray.num_workers)")
-    parser.add_argument("--profile", default=None, help="a cluster_configs/ray/*.yaml file with a `ray:` section")
-    parser.add_argument(
-        "--runtime-env-json",
-        default=None,
-        help='Ray runtime env for the workers, e.g. \'{"env_vars": {"HF_HOME": "/data/hf"}}\'',
-    )
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    runtime_env = json.loads(args.runtime_env_json) if args.runtime_env_json else None
-    result = launch(args.config, args.overrides, args.address, args.profile, args.workers, runtime_env)
-    print(
-        f"ftdist launch ray: done at step {result.metrics.get('step')}; checkpoint {result.checkpoint}; "
-        f"final model {result.final_dir}; run folder {result.run_dir}"
-    )
-    return 0
-
-
+# --- `python -m launch.ray_train` (e.g. as a `ray job submit` entrypoint) ----------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="ftdist launch ray", description=__doc__))
-    args = parser.parse_intermixed_args(argv)  # options may follow the key=value overrides
+    parser = argparse.ArgumentParser(prog="ftdist launch ray")
+    subparsers = parser.add_subparsers(dest="launcher", required=True)
+    launcher = RayLauncher()
+    launcher.add_parser(subparsers)
+    args = parser.parse_intermixed_args(["ray", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return run(args)
+        return launcher.run(args)
     except FtdistError as error:
         print(f"ftdist launch ray: error: {error}", file=sys.stderr)
         return 2

@@ -11,14 +11,8 @@ Rank and world size come from `ray.train.get_context()` through `ftdist.env.dete
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
-
-# Test-only fault injection, read from the environment so no user-facing option exists for it:
-# "STEP:RANK:MARKER" hard-exits (os._exit, no cleanup, like a killed process) rank RANK right after the
-# checkpoint at STEP is registered, once: MARKER is created first, so the restarted attempt runs through.
-CRASH_ENV = "FTDIST_TEST_RAY_CRASH"
 
 
 def worker_loop(loop_config: dict[str, Any]) -> None:
@@ -50,7 +44,6 @@ class CheckpointReporter:
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
-        self.crash = _parse_crash(os.environ.get(CRASH_ENV, ""))
 
     def __call__(self, step: int, folder: Path, metrics: dict[str, float]) -> None:
         import ray.train
@@ -63,13 +56,3 @@ class CheckpointReporter:
             checkpoint=checkpoint,
             delete_local_checkpoint_after_upload=False,  # ftdist's own folder stays; `latest` points at it
         )
-        if self.crash and self.crash[0] == step and self.crash[1] == self.rank and not self.crash[2].exists():
-            self.crash[2].touch()
-            os._exit(3)
-
-
-def _parse_crash(text: str) -> tuple[int, int, Path] | None:
-    if not text:
-        return None
-    step, rank, marker = text.split(":", 2)
-    return int(step), int(rank), Path(marker)

@@ -5,7 +5,7 @@
 #
 # What it does, in order:
 #   1. takes CONFIG (default: the script's DEFAULT_CONFIG) and key=value overrides from the command line;
-#   2. finds the head node with `scontrol show hostnames "$SLURM_JOB_NODELIST"` and a port from the job id;
+#   2. finds the head node and port with `python -m ftdist.rendezvous` (scontrol show hostnames, job id);
 #   3. starts the training step in the background:
 #        LAUNCHER=torchrun: srun, one task per node -> torchrun --nnodes N --node_rank $SLURM_NODEID
 #                           --nproc_per_node (GPUs on the node) --rdzv_endpoint head:port -> ftdist train
@@ -36,8 +36,8 @@ if [ ! -f "$CONFIG" ]; then
   exit 2
 fi
 
-HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-PORT=$((20000 + SLURM_JOB_ID % 20000))
+# The head node and port come from ftdist.rendezvous, the same code every srun task uses.
+read -r HEAD PORT < <("$PYTHON" -m ftdist.rendezvous) || exit 2
 NNODES=${SLURM_JOB_NUM_NODES:-1}
 if [ -n "${FTDIST_NPROC_PER_NODE:-}" ]; then
   NPROC=$FTDIST_NPROC_PER_NODE

@@ -1,5 +1,5 @@
-"""`load_full_state_dict` / `load_model` read a `single` checkpoint offline (the sharded formats are covered,
-on real 2-rank checkpoints, in test_strategies_distributed.py)."""
+"""The strategy registry reads a `single` checkpoint offline (the sharded formats are covered, on real 2-rank
+checkpoints, in test_strategies_distributed.py and test_method_strategy_matrix.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 
 from conftest import REPO
 from ftdist import train
-from ftdist.strategies.consolidate import checkpoint_format, load_full_state_dict, load_model
+from ftdist.export import load_trained
+from ftdist.strategies import checkpoint_owner, read_checkpoint_state
 
 
 def test_single_checkpoint_consolidates_to_the_final_model(tmp_path):
@@ -21,13 +22,13 @@ def test_single_checkpoint_consolidates_to_the_final_model(tmp_path):
     ]
     result = train(REPO / "cluster_configs" / "tiny_llama_full.yaml", overrides)
     checkpoint = tmp_path / "checkpoints" / "step-2"
-    assert checkpoint_format(checkpoint) == "whole"
+    assert checkpoint_owner(checkpoint).checkpoint_format == "whole"
     final = load_file(result.final_dir / "model.safetensors")
-    state = load_full_state_dict(checkpoint)
+    state = read_checkpoint_state(checkpoint)
     assert state.keys() == final.keys() and all(torch.equal(state[k], final[k]) for k in final)
     inputs = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
-        logits = load_model(checkpoint)(inputs).logits
+        logits = load_trained(checkpoint)[0](inputs).logits
     from transformers import AutoModelForCausalLM
 
     with torch.no_grad():

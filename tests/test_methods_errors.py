@@ -56,8 +56,11 @@ def test_missing_gguf_file(tmp_path):
 
 
 def test_qlora_on_an_unservable_setup():
+    from ftdist.preflight import World, preflight
+
+    config = load_config(run_config("runs/x", "qlora", TINY_LLAMA, device="mps"))  # the file alone is fine
     with pytest.raises(ConfigError, match="no MPS backend"):
-        load_config(run_config("runs/x", "qlora", TINY_LLAMA, device="mps"))
+        preflight(config, World(1, "mps"))
     from ftdist.models.quantized import check_bitsandbytes_serves
 
     with pytest.raises(FtdistError, match="no 4-bit kernels for mps"):

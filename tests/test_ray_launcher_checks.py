@@ -10,7 +10,8 @@ import pytest
 from ftdist.config import load_config
 from ftdist.env import detect_env, free_port
 from ftdist.errors import ConfigError, FtdistError
-from launch.ray_train import launch, profile_overrides, resolve_config
+from launch.profiles import RayProfile
+from launch.ray_train import launch
 
 CONFIG = "cluster_configs/tiny_llama_full.yaml"
 
@@ -23,27 +24,37 @@ def test_no_cluster_at_address_fails_fast_with_a_message(tmp_path):
 
 
 def test_unwritable_storage_path_is_refused_before_connecting(tmp_path):
-    with pytest.raises(FtdistError, match="ray.storage_path=/proc/ftdist cannot be written"):
-        launch(CONFIG, [f"output_dir={tmp_path}/run", "ray.storage_path=/proc/ftdist"], address="127.0.0.1:1")
+    with pytest.raises(FtdistError, match="--storage-path=/proc/ftdist cannot be written"):
+        launch(CONFIG, [f"output_dir={tmp_path}/run"], address="127.0.0.1:1", storage_path="/proc/ftdist")
 
 
-def test_profile_then_overrides_then_workers(tmp_path):
+def test_profile_file_then_flags(tmp_path):
     profile = tmp_path / "p.yaml"
-    profile.write_text("ray:\n  num_workers: 4\n  cpus_per_worker: 2\n  resources_per_worker: {special: 1}\n")
-    config = resolve_config(CONFIG, ["ray.cpus_per_worker=3"], str(profile), workers=8)
-    assert config.ray.num_workers == 8
-    assert config.ray.resources() == {"CPU": 3.0, "special": 1.0}
-    assert profile_overrides("cluster_configs/ray/gpu_node_8x.yaml")  # the shipped profiles load
+    profile.write_text("workers: 4\ncpus_per_worker: 2\nresources_per_worker: {special: 1}\n")
+    resolved = RayProfile.load(profile, {"workers": 8, "cpus_per_worker": 3, "use_gpu": None})
+    assert resolved.workers == 8
+    assert resolved.resources() == {"CPU": 3.0, "special": 1.0}
+    for shipped in ("cluster_configs/ray/gpu_node_8x.yaml", "cluster_configs/ray/local_cpu.yaml"):
+        assert RayProfile.load(shipped, {}).workers > 1  # the shipped profiles load
 
 
-def test_ray_section_rejects_unknown_keys():
-    with pytest.raises(ConfigError, match="Did you mean ray.num_workers"):
-        load_config(CONFIG, ["ray.num_worker=2"])
+def test_profile_rejects_unknown_keys_and_a_ray_section_in_the_run_config_says_where_it_went(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("num_worker: 2\n")
+    with pytest.raises(FtdistError, match="num_worker.*valid keys: workers, use_gpu"):
+        RayProfile.load(profile, {})
+    with pytest.raises(ConfigError, match="Ray settings are a launcher profile.*--workers 2"):
+        load_config(CONFIG, ["ray.num_workers=2"])
 
 
 def test_gpu_request_maps_to_ray_resources():
-    config = load_config(CONFIG, ["ray.use_gpu=true", "ray.gpus_per_worker=1", "ray.memory_per_worker_gb=2"])
-    assert config.ray.resources() == {"CPU": 1.0, "GPU": 1.0, "memory": 2 * 2**30}
+    profile = RayProfile(use_gpu=True, gpus_per_worker=1, memory_per_worker_gb=2)
+    assert profile.resources() == {"CPU": 1.0, "GPU": 1.0, "memory": 2 * 2**30}
+
+
+def test_a_bad_combination_is_refused_before_connecting(tmp_path):
+    with pytest.raises(ConfigError, match="strategy: single runs one process, but this job has 2"):
+        launch(CONFIG, [f"output_dir={tmp_path}/run"], address="127.0.0.1:1", workers=2)
 
 
 def test_outside_a_ray_worker_rank_comes_from_the_other_launchers(monkeypatch):

@@ -1,7 +1,7 @@
 """Ray Train end to end on a real local Ray head (127.0.0.1, 2 CPUs), torn down after the session.
 
 Each run is the tiny Llama (cluster_configs/tiny_llama_full.yaml) for a few steps on 2 CPU workers (gloo).
-RAY_TRAIN_HEALTH_CHECK_INTERVAL_S is 0.2 s here (ray.health_check_interval_s=0.2): every checkpoint report
+RAY_TRAIN_HEALTH_CHECK_INTERVAL_S is 0.2 s here (--health-check-interval-s 0.2): every checkpoint report
 waits for the controller's next poll, and Ray's 2 s default would make these runs mostly waiting.
 """
 
@@ -11,9 +11,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -34,8 +37,8 @@ COMMON = [
     "train.eval_every=0",
     "train.log_every=1",
     "tracking.progress=false",
-    "ray.health_check_interval_s=0.2",
 ]
+FAST_HEALTH_CHECK = {"health_check_interval_s": 0.2}
 
 
 def _free_port() -> int:
@@ -64,11 +67,11 @@ def ray_head(tmp_path_factory):
         subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def _launch(ray_head, out: Path, *extra: str, runtime_env: dict | None = None):
+def _launch(ray_head, out: Path, *extra: str, **profile):
     from launch.ray_train import launch
 
     overrides = [f"output_dir={out}", *COMMON, *extra]
-    return launch(CONFIG, overrides, address=ray_head["address"], workers=2, runtime_env=runtime_env)
+    return launch(CONFIG, overrides, address=ray_head["address"], **{"workers": 2, **FAST_HEALTH_CHECK, **profile})
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -126,19 +129,19 @@ def test_deepspeed_zero2_two_workers_completes_with_falling_loss(ray_head, tmp_p
     _assert_exportable(result)
 
 
-def test_hard_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp_run, tmp_path, capfd):
-    """Rank 1 calls os._exit(3) right after the step-4 checkpoint, first attempt only (test-only env hook)."""
-    from launch.ray_worker import CRASH_ENV
-
-    marker = tmp_path / "crashed"
-    env = {"env_vars": {CRASH_ENV: f"4:1:{marker}"}}
-    result = _launch(ray_head, tmp_path / "run", "strategy=ddp", "ray.max_failures=1", runtime_env=env)
-    assert marker.exists(), "the injected crash did not happen"
-    # Resumed from a checkpoint Ray registered (step 4, or step 2 when the controller had not yet registered
-    # step 4 when the worker died: notes/cpu.md check 4), not from scratch.
-    resumed = re.search(r"resuming from \S+ \(step [24]\)", capfd.readouterr().out)
+def test_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp_run, tmp_path, capfd):
+    """SIGKILL one Ray Train worker process from outside, as a real failure would, once the first checkpoint is
+    sealed; Ray restarts the group, which resumes from the last registered checkpoint and ends bitwise equal."""
+    run_dir = tmp_path / "run"
+    killed: list[int] = []
+    watcher = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(run_dir, killed), daemon=True)
+    watcher.start()
+    result = _launch(ray_head, run_dir, "strategy=ddp", max_failures=1)
+    watcher.join(timeout=5)
+    assert killed, "no worker was killed: the run finished before its first checkpoint was seen"
+    resumed = re.search(r"resuming from \S+ \(step \d+\)", capfd.readouterr().out)
     assert resumed, "no restart from a registered checkpoint was logged"
-    print(resumed.group(0))  # shown with `pytest -rP`
+    print(resumed.group(0), "after killing pid", killed[0])  # shown with `pytest -rP`
     assert _losses(result.run_dir) == _losses(ddp_run.run_dir)  # same loss curve, step by step, bitwise
     ours, reference = (
         load_file(result.final_dir / "model.safetensors"),
@@ -149,12 +152,27 @@ def test_hard_killed_worker_restarts_and_matches_uninterrupted_run(ray_head, ddp
         torch.testing.assert_close(ours[name], reference[name], rtol=0, atol=0, msg=name)
 
 
+def _kill_a_worker_after_first_checkpoint(run_dir: Path, killed: list[int], timeout_s: float = 240) -> None:
+    """Wait for `latest`, then SIGKILL one process that Ray named as a Train worker (`ray::RayTrainWorker`)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not (run_dir / "checkpoints" / "latest").exists():
+        time.sleep(0.005)
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if "RayTrainWorker" in " ".join(process.info["cmdline"] or []):
+            os.kill(process.info["pid"], signal.SIGKILL)
+            killed.append(process.info["pid"])
+            return
+
+
 def test_ray_job_submit(ray_head, tmp_path):
     out = tmp_path / "run"
     command = [
         "ray", "job", "submit", "--address", ray_head["dashboard"], "--working-dir", str(REPO),
         "--runtime-env-json", json.dumps({"excludes": [".git", "runs", "*.egg-info"]}), "--",
         sys.executable, "-m", "launch.ray_train", "cluster_configs/tiny_llama_full.yaml", "--workers", "2",
+        "--health-check-interval-s", "0.2",
         "strategy=ddp", f"output_dir={out}", *COMMON,
     ]  # fmt: skip
     done = subprocess.run(command, env=ray_head["env"], capture_output=True, text=True, timeout=300)
@@ -169,4 +187,4 @@ def test_more_workers_than_the_cluster_holds_is_refused(ray_head, tmp_path):
     from launch.ray_train import launch
 
     with pytest.raises(FtdistError, match=r"1 CPU each.*2 CPU.*room for 2"):
-        launch(CONFIG, [f"output_dir={tmp_path}/run", *COMMON], address=ray_head["address"], workers=3)
+        launch(CONFIG, [f"output_dir={tmp_path}/run", *COMMON, "strategy=ddp"], address=ray_head["address"], workers=3)

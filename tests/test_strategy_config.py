@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from conftest import REPO, run_cli
 from ftdist.config import load_config
-from ftdist.config.strategy_checks import check_quantized_sharding
 from ftdist.data.stream import TokenStreamData
 from ftdist.env import pick_precision
 from ftdist.errors import ConfigError, FtdistError
-from ftdist.strategies import REGISTRY, deepspeed_config
-from ftdist.strategies.consolidate import checkpoint_format
+from ftdist.preflight import World, preflight
+from ftdist.strategies import REGISTRY, checkpoint_owner, deepspeed_config
 
 TINY = REPO / "cluster_configs" / "tiny_llama_full.yaml"
 DEEPSPEED = ["strategy.name=deepspeed"]
@@ -38,23 +36,27 @@ def test_settings_of_another_strategy_are_errors():
         load_config(TINY, [*DEEPSPEED, "strategy.offload_optimizer=nvme"])
 
 
-def test_deepspeed_json_that_contradicts_the_run_is_rejected(tmp_path, monkeypatch):
+def test_deepspeed_json_that_contradicts_the_run_is_rejected_by_preflight(tmp_path, monkeypatch):
     user = tmp_path / "ds.json"
     user.write_text(json.dumps({"train_micro_batch_size_per_gpu": 4, "gradient_clipping": 1.0}))
+    config = load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={user}", "train.grad_clip=0"])
     with pytest.raises(ConfigError) as error:
-        load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={user}", "train.grad_clip=0"])
+        preflight(config, World(2))
     message = str(error.value)
     assert "train_micro_batch_size_per_gpu is 4 but train.micro_batch_size gives 8" in message
     assert "gradient_clipping is 1.0 but train.grad_clip gives 0.0" in message
 
-    # train_batch_size needs the world size: checked once torchrun / the launcher has set WORLD_SIZE.
+    # train_batch_size needs the world size, which is a fact of the launch, never of the environment.
     user.write_text(json.dumps({"train_batch_size": 16}))
-    load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={user}"])
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    with pytest.raises(ConfigError, match="train_batch_size is 16 but .* gives 32"):
-        load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={user}"])
+    config = load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={user}"])
+    preflight(config, World(2))
+    monkeypatch.setenv("WORLD_SIZE", "4")  # ignored: the world is explicit
+    preflight(config, World(2))
+    with pytest.raises(ConfigError, match="as 4 processes on cpu: .*train_batch_size is 16 but .* gives 32"):
+        preflight(config, World(4))
+    missing = load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={tmp_path / 'missing.json'}"])
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(TINY, [*DEEPSPEED, f"strategy.deepspeed_config={tmp_path / 'missing.json'}"])
+        preflight(missing, World(2))
 
 
 def test_deepspeed_json_auto_values_are_filled_and_extra_keys_kept():
@@ -72,15 +74,37 @@ def test_deepspeed_json_auto_values_are_filled_and_extra_keys_kept():
 
 
 def test_four_bit_base_cannot_be_sharded():
-    for strategy in (SimpleNamespace(name="deepspeed", zero_stage=3), SimpleNamespace(name="fsdp", zero_stage=2),
-                     SimpleNamespace(name="deepspeed", zero_stage=2)):  # fmt: skip
-        config = SimpleNamespace(strategy=strategy, method=SimpleNamespace(name="qlora"))
-        with pytest.raises(ValueError, match="use strategy: single or ddp with QLoRA, or method: lora"):
-            check_quantized_sharding(config)
+    for strategy in (["strategy=deepspeed", "strategy.zero_stage=3"], ["strategy=fsdp"], ["strategy=deepspeed"]):
+        with pytest.raises(ConfigError, match="use strategy: single or ddp with QLoRA, or method: lora"):
+            load_config(TINY, ["method=qlora", *strategy])
     for name in ("single", "ddp"):
-        check_quantized_sharding(
-            SimpleNamespace(strategy=SimpleNamespace(name=name), method=SimpleNamespace(name="qlora"))
-        )
+        load_config(TINY, ["method=qlora", f"strategy={name}"])
+
+
+def test_the_schema_reads_no_environment(monkeypatch):
+    """The same file validates the same way whatever the process environment says."""
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    config = load_config(TINY)  # strategy: single, yet 8 "processes" in the environment: not the schema's business
+    assert config.strategy.name == "single"
+    with pytest.raises(ConfigError, match="strategy: single runs one process, but this job has 8"):
+        preflight(config, World(8))
+
+
+def test_qlora_needs_of_the_device_are_checked_once_in_preflight():
+    config = load_config(TINY, ["method=qlora"])
+    with pytest.raises(ConfigError, match="qlora needs bitsandbytes, which has no MPS backend"):
+        preflight(config, World(1, "mps"))
+    preflight(config, World(1, "cpu"))
+
+
+def test_a_key_of_another_strategy_names_its_owner():
+    with pytest.raises(
+        ConfigError, match="strategy.offload_param is a fsdp or deepspeed setting but strategy.name=ddp"
+    ):
+        load_config(TINY, ["strategy=ddp", "strategy.offload_param=cpu"])
+    with pytest.raises(ConfigError, match="strategy.name must be one of single, ddp, fsdp, deepspeed .got 'fdsp'"):
+        load_config(TINY, ["strategy=fdsp"])
 
 
 def test_fp16_on_cpu_is_rejected_before_the_process_group():
@@ -123,6 +147,6 @@ def test_launch_local_validates_first_and_wraps_torchrun(tmp_path):
     assert bad.returncode == 2 and "zero_stage" in bad.stderr
 
 
-def test_consolidate_names_the_formats_it_reads(tmp_path):
-    with pytest.raises(FtdistError, match="model.safetensors, fsdp: dcp/, deepspeed: deepspeed/"):
-        checkpoint_format(tmp_path)
+def test_the_registry_names_the_formats_it_reads(tmp_path):
+    with pytest.raises(FtdistError, match="single or ddp: model.safetensors; fsdp: dcp/; deepspeed: deepspeed/"):
+        checkpoint_owner(tmp_path)

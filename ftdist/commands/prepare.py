@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ftdist.commands import add_config_arguments
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -17,8 +19,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", help="run config YAML file")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys")
+    add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the card as JSON")
     return parser
 

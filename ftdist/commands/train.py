@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ftdist.preemption import PREEMPTED_EXIT_CODE
+from ftdist.commands import add_config_arguments
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train a run config", description=__doc__)
-    parser.add_argument("config", help="a run config YAML, e.g. cluster_configs/tiny_sql_gpt.yaml")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="override config keys, e.g. train.max_steps=200"
-    )
+    add_config_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from ftdist.preemption import PREEMPTED_EXIT_CODE
     from ftdist.trainer import train
 
     result = train(args.config, args.overrides)

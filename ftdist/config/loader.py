@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ftdist.config.run import RunConfig
+from ftdist.config.strategy import SETTINGS_BY_NAME, owner_of
 from ftdist.errors import ConfigError
 
 KeyPath = tuple[str, ...]
@@ -103,12 +104,19 @@ def _to_python(node: yaml.Node, path: KeyPath, file: Path, origins: dict[KeyPath
 def _describe(error: ValidationError, origins: dict[KeyPath, str]) -> str:
     sentences = []
     for item in error.errors():
-        path = tuple(str(part) for part in item["loc"] if not isinstance(part, int))
+        path, tag = _without_union_tag(tuple(str(part) for part in item["loc"] if not isinstance(part, int)))
         where = _origin(path, origins)
         dotted = ".".join(path) or "config"
-        if item["type"] == "extra_forbidden":
-            hint = _suggest(path)
+        if item["type"] == "extra_forbidden" and path[:1] == ("strategy",) and owner_of(path[-1]):
+            sentences.append(
+                f"{where}{dotted} is a {owner_of(path[-1])} setting but strategy.name={tag}; remove it or set "
+                f"strategy.name={owner_of(path[-1])}."
+            )
+        elif item["type"] == "extra_forbidden":
+            hint = _suggest(path, SETTINGS_BY_NAME.get(tag or ""))
             sentences.append(f"{where}unknown key {dotted}.{hint}")
+        elif item["type"] == "unknown_strategy":
+            sentences.append(f"{where}{item['msg']} (got {_strategy_name(item.get('input'))!r}).")
         elif item["type"] in ("value_error", "assertion_error"):
             sentences.append(f"{where}{_strip_value_error(item['msg'])}.")
         else:
@@ -116,6 +124,17 @@ def _describe(error: ValidationError, origins: dict[KeyPath, str]) -> str:
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             sentences.append(f"{where}{dotted}: {item['msg']}{shown}.")
     return "Invalid config: " + " ".join(sentences)
+
+
+def _without_union_tag(path: KeyPath) -> tuple[KeyPath, str | None]:
+    """pydantic puts the chosen union member into the location (`strategy.ddp.zero_stage`); drop it."""
+    if len(path) >= 2 and path[0] == "strategy" and path[1] in SETTINGS_BY_NAME:
+        return (path[0], *path[2:]), path[1]
+    return path, None
+
+
+def _strategy_name(raw: Any) -> Any:
+    return raw.get("name") if isinstance(raw, dict) else raw
 
 
 def _origin(path: KeyPath, origins: dict[KeyPath, str]) -> str:
@@ -129,9 +148,18 @@ def _strip_value_error(message: str) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _suggest(path: KeyPath) -> str:
+# Sections that moved out of the run config, and where they went.
+MOVED = {
+    ("ray",): " Ray settings are a launcher profile, not part of the run config: pass them as flags "
+    "(ftdist launch ray --workers 2 --max-failures 3) or in a --profile file (cluster_configs/ray/*.yaml).",
+}
+
+
+def _suggest(path: KeyPath, section: type[BaseModel] | None = None) -> str:
     """A "did you mean" for an unknown key: a close name in the same section, or the same name elsewhere."""
-    section = _section_model(path[:-1])
+    if path[:1] in MOVED:
+        return MOVED[path[:1]]
+    section = section or _section_model(path[:-1])
     key = path[-1]
     if section is not None:
         close = difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6)

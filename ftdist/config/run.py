@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -13,14 +12,16 @@ from ftdist.config.eval import EvalConfig, GenerationConfig
 from ftdist.config.method import MethodConfig
 from ftdist.config.model import ModelConfig
 from ftdist.config.optim import OptimConfig, ScheduleConfig
-from ftdist.config.ray import RayConfig
-from ftdist.config.strategy import StrategyConfig
+from ftdist.config.strategy import SingleSettings, StrategyConfig
 from ftdist.config.tracking import TrackingConfig
 from ftdist.config.train import CheckpointConfig, TrainConfig
 
 
 class RunConfig(Section):
-    """One training run. Precedence: command-line overrides > the YAML file > these defaults."""
+    """One training run. Precedence: command-line overrides > the YAML file > these defaults.
+
+    The schema checks the file alone: nothing here reads the environment or asks what is installed. What
+    depends on the job (world size, device, packages) is `ftdist.preflight`, which every launcher runs."""
 
     name: str = "run"
     """Run name; defaults to the config file's stem."""
@@ -36,7 +37,7 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
-    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    strategy: StrategyConfig = Field(default_factory=SingleSettings)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -44,7 +45,6 @@ class RunConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    ray: RayConfig = Field(default_factory=RayConfig)
 
     @property
     def run_dir(self) -> str:
@@ -57,16 +57,6 @@ class RunConfig(Section):
                 f"method: pretrain trains a new model from model.scratch, but model.path={self.model.path!r} is set; "
                 "use method: full to fine-tune those weights, or remove model.path"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _quantized_base_is_servable(self) -> RunConfig:
-        if self.method.name != "qlora":
-            return self
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError("method: qlora needs bitsandbytes; pip install bitsandbytes, or use method: lora")
-        if self.device == "mps":
-            raise ValueError("method: qlora needs bitsandbytes, which has no MPS backend; use device: cpu or cuda")
         return self
 
     @model_validator(mode="after")
@@ -85,10 +75,20 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _strategy_fits_run(self) -> RunConfig:
-        """DeepSpeed JSON against the batch shape, and 4-bit bases under sharding: before any process starts."""
-        from ftdist.config.strategy_checks import check_deepspeed_json, check_quantized_sharding
+    def _quantized_base_is_not_sharded(self) -> RunConfig:
+        """A bitsandbytes-quantized base runs whole on every process: only `single` and `ddp` are tested with it.
 
-        check_quantized_sharding(self)
-        check_deepspeed_json(self)
-        return self
+        ZeRO and FSDP would have to partition the packed 4/8-bit weights (they need a quantized-storage dtype
+        that ftdist does not set up); DeepSpeed stages 1-2 do not partition frozen weights but are untested here.
+        """
+        strategy = self.strategy
+        if self.method.name != "qlora" or strategy.name in ("single", "ddp"):
+            return self
+        where = f"strategy.name={strategy.name}" + (
+            f" with zero_stage={strategy.zero_stage}" if strategy.name == "deepspeed" else ""
+        )
+        raise ValueError(
+            f"method: qlora keeps the base model quantized (bitsandbytes 4/8-bit) on every process, which {where} "
+            "cannot shard here; use strategy: single or ddp with QLoRA, or method: lora (16-bit base) with fsdp or "
+            "deepspeed"
+        )

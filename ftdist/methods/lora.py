@@ -6,21 +6,47 @@ QLoRA is LoRA on a base that `ftdist.models.quantized` loaded in 4 (or 8) bits; 
 
 from __future__ import annotations
 
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
-from torch import nn
-from transformers.pytorch_utils import Conv1D
+import importlib.util
 
-from ftdist.config import RunConfig
+from torch import nn
+
 from ftdist.errors import FtdistError
+from ftdist.methods.base import Method, StateFilter
 
 # Per-architecture defaults where ftdist differs from peft's table: GPT-2 adapts every projection, as in the
 # LoRA fine-tuning of gpt2-large on Bible text (peft's default is c_attn only).
 DEFAULT_TARGETS = {"gpt2": ["c_attn", "c_proj", "c_fc"]}
 
 
-def apply(model: nn.Module, config: RunConfig) -> nn.Module:
+class LoraMethod(Method):
+    """Adapters train; the checkpoint holds only them (see StateFilter for why)."""
+
+    state_filter = StateFilter(trainable_only=True)
+
+    @classmethod
+    def apply(cls, model: nn.Module, config) -> nn.Module:
+        return add_adapters(model, config)
+
+
+class QLoraMethod(LoraMethod):
+    """LoRA on a base that `ftdist.models.quantized` loaded in 4 (or 8) bits with bitsandbytes."""
+
+    @classmethod
+    def preflight(cls, config, world) -> list[str]:
+        problems = []
+        if importlib.util.find_spec("bitsandbytes") is None:
+            problems.append("method: qlora needs bitsandbytes; pip install bitsandbytes, or use method: lora.")
+        if world.device == "mps":
+            problems.append(
+                "method: qlora needs bitsandbytes, which has no MPS backend; use device: cpu or cuda, or method: lora."
+            )
+        return problems
+
+
+def add_adapters(model: nn.Module, config) -> nn.Module:
     """Freeze the base, add adapters on the target layers; returns a peft `PeftModel`."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
     settings = config.method.lora
     targets = resolve_targets(model, settings.target_modules)
     if config.method.name == "qlora":
@@ -46,6 +72,8 @@ def apply(model: nn.Module, config: RunConfig) -> nn.Module:
 
 def resolve_targets(model: nn.Module, requested: list[str] | str | None) -> list[str] | str:
     """The configured targets, checked against the model, or the architecture's default."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
     model_type = getattr(model.config, "model_type", "")
     if requested == "all-linear":
         return requested
@@ -70,11 +98,15 @@ def resolve_targets(model: nn.Module, requested: list[str] | str | None) -> list
 
 def linear_layer_names(model: nn.Module) -> set[str]:
     """Last name component of every linear-like layer (nn.Linear, its bitsandbytes subclasses, GPT-2's Conv1D)."""
+    from transformers.pytorch_utils import Conv1D
+
     return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear | Conv1D)}
 
 
 def _uses_conv1d(model: nn.Module, targets: list[str] | str) -> bool:
     """GPT-2's Conv1D stores weights as (in, out); peft must know, or the adapter is transposed."""
+    from transformers.pytorch_utils import Conv1D
+
     if targets == "all-linear":
         return False
     return any(isinstance(m, Conv1D) and name.rsplit(".", 1)[-1] in targets for name, m in model.named_modules())

@@ -1,36 +1,61 @@
 """The one interface every distribution strategy implements.
 
 The trainer calls these methods and never asks which strategy it has. A strategy decides how the model is
-wrapped, how a loss turns into a step, and how state is written and read; a new strategy is a new file.
+wrapped, how a loss turns into a step, and how state is written and read: each strategy owns its checkpoint
+format (`save`, `load`, and, offline, `owns` and `read_full_state`), so nothing outside its file names that
+format. The method hands every strategy the same `StateFilter` (what a checkpoint holds). A new strategy is a
+new file and one line in ftdist/strategies/__init__.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ftdist.config import RunConfig
 from ftdist.env import DistEnv, Precision
-from ftdist.errors import FtdistError
+from ftdist.methods.base import StateFilter
 
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
+FORMAT_RECORD = "strategy.json"  # in every checkpoint: which format, written on how many ranks, what it holds
 
 
 class Strategy(ABC):
     """Wrap, step, save, load and unwrap one model across this job's processes."""
 
-    checkpoint_format: ClassVar[str] = "whole"  # what `save` writes: whole | dcp | deepspeed (see consolidate.py)
+    checkpoint_format: ClassVar[str]
+    """The name of what `save` writes (strategies that share a format share the name)."""
+    layout: ClassVar[str]
+    """What a checkpoint folder of this format holds, for messages (e.g. `dcp/`)."""
+    needs_process_group: ClassVar[bool] = False
+    """Whether the strategy needs torch.distributed even in a 1-process job (FSDP, DeepSpeed)."""
+    any_world_size: ClassVar[bool] = True
+    """Whether a checkpoint resumes on another number of ranks than wrote it."""
 
-    def __init__(self, config: RunConfig, env: DistEnv, device: torch.device, precision: Precision) -> None:
+    def __init__(
+        self,
+        config,
+        env: DistEnv,
+        device: torch.device,
+        precision: Precision,
+        state_filter: StateFilter = StateFilter(),
+    ) -> None:
         self.config, self.env, self.device, self.precision = config, env, device, precision
+        self.state_filter = state_filter
         self.scaler = torch.amp.GradScaler(device.type) if precision.grad_scaler else None
+
+    # --- before anything starts ----------------------------------------------------------------------------
+    @classmethod
+    def preflight(cls, config, world) -> list[str]:
+        """Problems of running this strategy in `world` (ftdist.preflight.World), one sentence each with the fix."""
+        return []
 
     # --- setup ---------------------------------------------------------------------------------------------
     @abstractmethod
@@ -78,24 +103,39 @@ class Strategy(ABC):
     # --- state -----------------------------------------------------------------------------------------------
     @abstractmethod
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        """Write model and optimizer state into `directory`. Called on every rank; the folder already exists."""
-
-    def check_resumable(self, directory: Path) -> None:
-        """Refuse, with the fix, a checkpoint written by a strategy whose format this one cannot read."""
-        from ftdist.strategies.consolidate import WRITTEN_BY, checkpoint_format
-
-        found = checkpoint_format(directory)
-        if found != self.checkpoint_format:
-            raise FtdistError(
-                f"checkpoint {directory} was written by strategy {WRITTEN_BY[found]}, but this run uses strategy "
-                f"{self.config.strategy.name}, which cannot load it; resume with strategy.name="
-                f"{WRITTEN_BY[found].split(' or ')[0]}, or start a new output_dir from its weights "
-                f"(ftdist export, then model.path=<the exported folder>)"
-            )
+        """Write model and optimizer state into `directory` (the model's tensors that `state_filter` keeps).
+        Called on every rank; the folder already exists."""
 
     @abstractmethod
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         """Restore what `save` wrote. Called on every rank after `prepare`."""
+
+    def format_record(self) -> dict[str, Any]:
+        """What `strategy.json` says about a checkpoint this run writes (rank 0 writes it)."""
+        return {
+            "format": self.checkpoint_format,
+            "strategy": self.config.strategy.name,
+            "world_size": self.env.world_size,
+            "trainable_only": self.state_filter.trainable_only,
+        }
+
+    # --- the format, offline: no process group, no model ---------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def owns(cls, folder: Path) -> bool:
+        """Whether `folder` is a checkpoint in this strategy's format."""
+
+    @classmethod
+    @abstractmethod
+    def read_full_state(cls, folder: Path) -> dict[str, torch.Tensor]:
+        """The checkpoint's model tensors as one state dict on CPU, in the model's own parameter names (the
+        whole model, or only the trainable ones for adapter methods: see `read_record`)."""
+
+    @classmethod
+    def read_record(cls, folder: Path) -> dict[str, Any]:
+        """`strategy.json` of a checkpoint; {} for checkpoints written before it existed."""
+        path = Path(folder) / FORMAT_RECORD
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     @abstractmethod
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:

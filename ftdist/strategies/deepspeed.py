@@ -1,7 +1,7 @@
 """`strategy: deepspeed`: ZeRO stage 1/2/3, optional CPU/NVMe offload, DeepSpeed's own bf16/fp16.
 
 The engine owns backward and step; ftdist still owns the loop. Three details keep it equal to the other
-strategies (checked against `single` in tests/test_strategies_deepspeed.py):
+strategies (checked against `single` in tests/test_strategies_distributed.py):
   * The trainer already divides every micro-batch loss by the token count of the whole accumulation window,
     so `backward(scale_wrt_gas=False)`: DeepSpeed must not divide by the accumulation steps a second time.
   * `managed_gradient_accumulation: false`: the trainer calls `step()` once per optimizer step, so that call
@@ -16,6 +16,7 @@ Checkpoints are DeepSpeed's own sharded format in `<checkpoint>/deepspeed/`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 from pathlib import Path
 
@@ -34,6 +35,27 @@ class DeepSpeedZero(Strategy):
     """A DeepSpeedEngine around the model; the optimizer returned is the engine's base torch optimizer."""
 
     checkpoint_format = "deepspeed"
+    layout = f"{CHECKPOINT_TAG}/"
+    needs_process_group = True
+    any_world_size = False  # ZeRO partitions are per rank; resharding needs DeepSpeed's universal checkpoints
+
+    @classmethod
+    def preflight(cls, config, world) -> list[str]:
+        """DeepSpeed installed, and a user JSON that agrees with the run config for this world size."""
+        if importlib.util.find_spec("deepspeed") is None:
+            return ["strategy: deepspeed needs the deepspeed package; pip install deepspeed, or use strategy: fsdp."]
+        path = config.strategy.deepspeed_config
+        if not path:
+            return []
+        resolved = config.precision if config.precision != "auto" else None
+        generated = deepspeed_config.generate_for_run(config, world.size, resolved or "fp32")
+        if resolved is None:  # `auto` resolves on the device; check only what is known before launch
+            generated.pop("bf16"), generated.pop("fp16")
+        try:
+            deepspeed_config.merge(deepspeed_config.read_user_config(path), generated, path)
+        except ValueError as error:
+            return [f"{error}."]
+        return []
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -56,11 +78,6 @@ class DeepSpeedZero(Strategy):
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         import deepspeed
 
-        if not torch.distributed.is_initialized():
-            raise FtdistError(
-                "strategy: deepspeed needs several processes (this job has one); start it with "
-                "`ftdist launch local --nproc N` or torchrun, or use strategy: single for one process"
-            )
         if self.config.strategy.activation_checkpointing:
             enable_hf_activation_checkpointing(model)
         model = model.to(self.device)
@@ -101,11 +118,19 @@ class DeepSpeedZero(Strategy):
         return math.nan if norm is None else float(norm)
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        model.save_checkpoint(str(directory), tag=CHECKPOINT_TAG, save_latest=False)
+        # DeepSpeed's own switch is the state filter: trainable-only leaves the frozen base out.
+        frozen_out = self.state_filter.trainable_only
+        model.save_checkpoint(
+            str(directory), tag=CHECKPOINT_TAG, save_latest=False, exclude_frozen_parameters=frozen_out
+        )
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         path, _ = model.load_checkpoint(
-            str(directory), tag=CHECKPOINT_TAG, load_optimizer_states=True, load_lr_scheduler_states=False
+            str(directory),
+            tag=CHECKPOINT_TAG,
+            load_optimizer_states=True,
+            load_lr_scheduler_states=False,
+            load_module_strict=not self.state_filter.trainable_only,
         )
         if path is None:
             raise FtdistError(
@@ -125,6 +150,21 @@ class DeepSpeedZero(Strategy):
             if self.env.is_main:
                 state[name] = value.detach().float().cpu().clone() if value.is_floating_point() else value.cpu()
         return state if self.env.is_main else None
+
+    @classmethod
+    def owns(cls, folder: Path) -> bool:
+        return (Path(folder) / CHECKPOINT_TAG).is_dir()
+
+    @classmethod
+    def read_full_state(cls, folder: Path) -> dict[str, torch.Tensor]:
+        """The fp32 master weights, merged from the ZeRO partitions by DeepSpeed's own zero_to_fp32 helper."""
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        trainable_only = cls.read_record(folder).get("trainable_only", False)
+        state = get_fp32_state_dict_from_zero_checkpoint(
+            str(folder), tag=CHECKPOINT_TAG, exclude_frozen_parameters=trainable_only
+        )
+        return {name: tensor.contiguous() for name, tensor in state.items()}
 
 
 def _full_parameter(parameter: nn.Parameter, get_fp32) -> torch.Tensor:

@@ -6,7 +6,7 @@ The order of wrapping is fixed and matters (torchtitan's order):
   3. `fully_shard` the root, which picks up what is left (embeddings, final norm, head).
 Mixed precision is FSDP's own policy (compute in bf16/fp16, sharded fp32 master weights, fp32 reduction),
 not autocast. Checkpoints are sharded DCP folders (`dcp/`): every rank writes its shards in parallel, and a
-checkpoint can be loaded on another world size. `ftdist.strategies.consolidate` turns one into a full model.
+checkpoint can be loaded on another world size; `read_full_state` turns one into a full state dict offline.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
-from ftdist.errors import FtdistError
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import decoder_layers
 
@@ -45,13 +44,11 @@ class FullyShardedDataParallel(Strategy):
     """FSDP2 on every decoder layer and the root."""
 
     checkpoint_format = "dcp"
+    layout = f"{DCP_FOLDER}/"
+    needs_process_group = True  # a 1-process job gets a 1-rank group: FSDP2 then shards over one rank
+    any_world_size = True  # DCP reshards on load
 
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
-        if not torch.distributed.is_initialized():
-            raise FtdistError(
-                "strategy: fsdp needs several processes (this job has one); start it with "
-                "`ftdist launch local --nproc N` or torchrun, or use strategy: single for one process"
-            )
         cfg = self.config.strategy
         model = model.to(self.device)
         layers = decoder_layers(model)
@@ -102,17 +99,41 @@ class FullyShardedDataParallel(Strategy):
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)  # a DTensor: the global norm over all shards
         return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
 
+    def _sharded_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        model_state = self.state_filter.select(get_model_state_dict(model), model)
+        return {"model": model_state, "optim": get_optimizer_state_dict(model, optimizer)}
+
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
-        dcp.save(state, checkpoint_id=str(directory / DCP_FOLDER))
+        dcp.save(self._sharded_state(model, optimizer), checkpoint_id=str(directory / DCP_FOLDER))
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+        state = self._sharded_state(model, optimizer)
         dcp.load(state, checkpoint_id=str(directory / DCP_FOLDER))  # fills `state` in place, shard by shard
-        set_model_state_dict(model, state["model"])
+        strict = not self.state_filter.trainable_only  # a frozen base is rebuilt from its source, not loaded
+        set_model_state_dict(model, state["model"], options=StateDictOptions(strict=strict))
         set_optimizer_state_dict(model, optimizer, state["optim"])
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         # FSDP2 gathers to rank 0 on CPU. (FSDP1's equivalent with cpu_offload=True segfaults on CPU: notes/cpu.md.)
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return state if self.env.is_main else None
+
+    @classmethod
+    def owns(cls, folder: Path) -> bool:
+        return (Path(folder) / DCP_FOLDER / ".metadata").is_file()
+
+    @classmethod
+    def read_full_state(cls, folder: Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
+        # Read only the "model.*" entries (the optimizer state in the same folder is twice as big and not
+        # needed). dcp_to_torch_save would convert everything; a planned load of selected keys reads just these.
+        from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+        reader = dcp.FileSystemReader(str(Path(folder) / DCP_FOLDER))
+        metadata = reader.read_metadata().state_dict_metadata
+        state = {
+            key: torch.empty(entry.size, dtype=entry.properties.dtype)
+            for key, entry in metadata.items()
+            if key.startswith(prefix) and isinstance(entry, TensorStorageMetadata)
+        }
+        dcp.load(state, storage_reader=reader, no_dist=True)  # fills `state` in place
+        return {key.removeprefix(prefix): tensor for key, tensor in state.items()}

@@ -1,15 +1,16 @@
-"""`strategy: single`: one process, one device. Checkpoints are a Hugging Face folder plus optimizer state."""
+"""`strategy: single`: one process, one device. Checkpoints are the "whole" format: model.safetensors (what the
+method's state filter keeps) plus optimizer.pt, identical whichever rank count wrote them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from ftdist.errors import FtdistError
-from ftdist.methods.state import load_model_state, save_model_state
 from ftdist.strategies.base import OptimizerFactory, Strategy
+from ftdist.strategies.layers import enable_hf_activation_checkpointing
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -18,15 +19,20 @@ OPTIMIZER_FILE = "optimizer.pt"
 class SingleDevice(Strategy):
     """Everything on one device, no process group."""
 
-    def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
-        if self.env.distributed:
-            raise FtdistError(
-                f"strategy: single runs one process, but this job has {self.env.world_size} "
-                "(torchrun/srun started several); use strategy: ddp, fsdp or deepspeed, or start one process"
-            )
-        if self.config.strategy.activation_checkpointing:
-            from ftdist.strategies.layers import enable_hf_activation_checkpointing
+    checkpoint_format = "whole"
+    layout = MODEL_FILE
 
+    @classmethod
+    def preflight(cls, config, world) -> list[str]:
+        if world.size > 1:
+            return [
+                f"strategy: single runs one process, but this job has {world.size}; use strategy: ddp, fsdp or "
+                "deepspeed (e.g. strategy=ddp on the command line), or start one process."
+            ]
+        return []
+
+    def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
+        if self.config.strategy.activation_checkpointing:
             enable_hf_activation_checkpointing(model)
         model = model.to(self.device)
         return model, build_optimizer(model)
@@ -35,25 +41,34 @@ class SingleDevice(Strategy):
         return model
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        save_whole(self.unwrap(model), optimizer, directory)
+        if not self.env.is_main:  # the state is the same on every rank (ddp): rank 0 writes it
+            return
+        module = self.unwrap(model)
+        if self.state_filter.trainable_only:
+            selected = self.state_filter.select(module.state_dict(), module)
+            save_file({k: v.detach().contiguous().cpu() for k, v in selected.items()}, str(directory / MODEL_FILE))
+        else:
+            save_model(module, str(directory / MODEL_FILE))  # handles tied weights
+        torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-        load_whole(self.unwrap(model), optimizer, directory, self.device)
+        module = self.unwrap(model)
+        if self.state_filter.trainable_only:
+            state = load_file(str(directory / MODEL_FILE), device=str(self.device))
+            self.state_filter.load_into(module, state, str(directory / MODEL_FILE))
+        else:
+            load_model(module, str(directory / MODEL_FILE), device=str(self.device))
+        optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location=self.device, weights_only=True))
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
-        return cpu_state_dict(self.unwrap(model))
+        if not self.env.is_main:
+            return None
+        return {name: tensor.detach().cpu() for name, tensor in self.unwrap(model).state_dict().items()}
 
+    @classmethod
+    def owns(cls, folder: Path) -> bool:
+        return (Path(folder) / MODEL_FILE).is_file()
 
-# The whole-model format, shared with `ddp` (whose state is the same on every rank).
-def save_whole(model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
-    save_model_state(model, str(directory / MODEL_FILE))  # trainable weights only under LoRA
-    torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
-
-
-def load_whole(model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path, device: torch.device) -> None:
-    load_model_state(model, str(directory / MODEL_FILE), device=str(device))
-    optimizer.load_state_dict(torch.load(directory / OPTIMIZER_FILE, map_location=device, weights_only=True))
-
-
-def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    @classmethod
+    def read_full_state(cls, folder: Path) -> dict[str, torch.Tensor]:
+        return load_file(str(Path(folder) / MODEL_FILE))

@@ -1,0 +1,62 @@
+"""Where the processes of a Slurm job meet: the head node and the port, derived from the job alone.
+
+Every task (and the sbatch script, through `python -m ftdist.rendezvous`) computes the same answer without
+talking to the others, so the formula exists once. This module imports no torch: the batch script runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ftdist.errors import FtdistError
+
+__all__ = ["first_slurm_host", "slurm_rendezvous"]
+
+
+def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
+    """MASTER_ADDR/MASTER_PORT for a Slurm job: the first host of the job's nodes, a port from the job id.
+
+    Every task computes the same answer without talking to the others. The port lies in 20000-39999 so two
+    jobs sharing a node rarely collide; a requeued job keeps its id and so its port.
+    """
+    result = {}
+    nodelist = environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST")
+    if nodelist:
+        result["MASTER_ADDR"] = first_slurm_host(nodelist)
+    if environ.get("SLURM_JOB_ID", "").isdigit():
+        result["MASTER_PORT"] = str(20000 + int(environ["SLURM_JOB_ID"]) % 20000)
+    return result
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a Slurm node list such as `gpu[01-04,07]`, expanded by Slurm itself.
+
+    `scontrol show hostnames` is the only parser that knows every form Slurm accepts; a plain name
+    needs no expansion, so it is returned as is when scontrol is not on PATH.
+    """
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        if "[" not in nodelist and "," not in nodelist:
+            return nodelist
+        raise FtdistError(
+            f"cannot expand SLURM_JOB_NODELIST={nodelist} to find the head node ({error}); "
+            "run inside a Slurm job with scontrol on PATH, or set MASTER_ADDR and MASTER_PORT"
+        ) from None
+    return out.split()[0]
+
+
+if __name__ == "__main__":  # `python -m ftdist.rendezvous` in a job: prints "HEAD PORT"
+    try:
+        found = slurm_rendezvous(os.environ)
+        print(found["MASTER_ADDR"], found["MASTER_PORT"])
+    except (FtdistError, KeyError) as error:
+        print(
+            f"ftdist rendezvous: error: {error}; run inside a Slurm job (SLURM_JOB_NODELIST, SLURM_JOB_ID)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
