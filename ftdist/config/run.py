@@ -67,11 +67,10 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _schedule_fits_run(self) -> RunConfig:
-        if self.schedule.warmup_steps >= self.train.max_steps and self.schedule.warmup_steps > 0:
-            raise ValueError(
-                f"schedule.warmup_steps={self.schedule.warmup_steps} is not below train.max_steps="
-                f"{self.train.max_steps}; the learning rate would never reach its peak. Lower the warmup"
-            )
+        warmup, steps = self.schedule.warmup_steps, self.train.max_steps
+        if 0 < steps <= warmup:
+            message = f"schedule.warmup_steps={warmup} is not below train.max_steps={steps}; the learning rate"
+            raise ValueError(f"{message} would never reach its peak. Lower the warmup")
         return self
 
     @model_validator(mode="after")

@@ -8,22 +8,13 @@ branch in the trainer.
 
 from __future__ import annotations
 
-import importlib
-
 from ftdist.methods.base import Method
+from ftdist.registry import Registry
 
-# name -> "module:Class". Imported on use, so a full fine-tune never imports peft.
-REGISTRY: dict[str, str] = {
-    "pretrain": "ftdist.methods.full:FullMethod",
-    "full": "ftdist.methods.full:FullMethod",
-    "lora": "ftdist.methods.lora:LoraMethod",
-    "qlora": "ftdist.methods.lora:QLoraMethod",
-}
-
-
-def method_class(name: str) -> type[Method]:
-    module_name, class_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+# Imported on use, so a full fine-tune never imports peft. `method_class(name)` -> the Method subclass.
+_FULL, _LORA = "ftdist.methods.full:FullMethod", "ftdist.methods.lora"
+REGISTRY = Registry(pretrain=_FULL, full=_FULL, lora=f"{_LORA}:LoraMethod", qlora=f"{_LORA}:QLoraMethod")
+method_class = REGISTRY.load
 
 
 def apply_method(model, config):

@@ -7,7 +7,6 @@ asking each strategy class: the formats themselves are known only to their own f
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
@@ -15,20 +14,17 @@ import torch
 from ftdist.env import DistEnv, Precision
 from ftdist.errors import FtdistError
 from ftdist.methods.base import StateFilter
+from ftdist.registry import Registry
 from ftdist.strategies.base import Strategy
 
-# name -> "module:Class"; a new strategy is a new file and one line here.
-REGISTRY: dict[str, str] = {
-    "single": "ftdist.strategies.single:SingleDevice",
-    "ddp": "ftdist.strategies.ddp:DataParallel",
-    "fsdp": "ftdist.strategies.fsdp:FullyShardedDataParallel",
-    "deepspeed": "ftdist.strategies.deepspeed:DeepSpeedZero",
-}
-
-
-def strategy_class(name: str) -> type[Strategy]:
-    module_name, class_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+# A new strategy is a new file and one line here. `strategy_class(name)` -> the Strategy subclass.
+REGISTRY = Registry(
+    single="ftdist.strategies.single:SingleDevice",
+    ddp="ftdist.strategies.ddp:DataParallel",
+    fsdp="ftdist.strategies.fsdp:FullyShardedDataParallel",
+    deepspeed="ftdist.strategies.deepspeed:DeepSpeedZero",
+)
+strategy_class = REGISTRY.load
 
 
 def build_strategy(
