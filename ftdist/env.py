@@ -109,6 +109,10 @@ def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
             f"device: {requested} was requested but this machine has no {requested}; "
             f"available here: {have}. Set device: auto or device: cpu"
         )
+    # DeepSpeed guesses its accelerator (and warns "Setting accelerator to CPU") whenever anything imports it,
+    # which transformers' save_pretrained does even in a single-device run: tell it what was picked instead.
+    if requested in ("cuda", "cpu"):
+        os.environ.setdefault("DS_ACCELERATOR", requested)
     if requested == "cuda":
         return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     return torch.device(requested)

@@ -114,3 +114,13 @@ def test_gpus_on_a_partition_without_them_is_rejected_readably(on_slurm, tmp_pat
     profile = on_slurm.model_copy(update={"gpus_per_node": 1, "folder": str(tmp_path / "submitit")})
     with pytest.raises(FtdistError, match=r"Slurm rejected the job: .*(gres|generic resource)"):
         submit(str(REPO / "cluster_configs/tiny_llama_full.yaml"), TINY, profile, "ftdist-test")
+
+
+def test_a_combination_that_cannot_run_is_refused_before_submitting(capsys, monkeypatch):
+    """preflight runs with the world the profile describes (2 nodes x 8 GPUs = 16 processes), on the login node."""
+    monkeypatch.chdir(REPO)
+    argv = ["launch", "slurm", "--dry-run", "--nodes=2", "--gpus-per-node=8", "cluster_configs/tiny_llama_full.yaml"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot run as 16 processes on cuda on 2 nodes" in err and "strategy: single runs one process" in err
+    assert main([*argv, "strategy=ddp"]) == 0

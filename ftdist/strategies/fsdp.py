@@ -114,7 +114,7 @@ class FullyShardedDataParallel(Strategy):
         set_optimizer_state_dict(model, optimizer, state["optim"])
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
-        # FSDP2 gathers to rank 0 on CPU. (FSDP1's equivalent with cpu_offload=True segfaults on CPU: notes/cpu.md.)
+        # FSDP2 gathers to rank 0 on CPU. (FSDP1's equivalent with cpu_offload=True segfaults on CPU, torch 2.13.)
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return state if self.env.is_main else None
 
