@@ -8,7 +8,6 @@ method-specific work (adapters, quantization) happened in `apply_method` before 
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +21,15 @@ from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
 from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
 from ftdist.errors import FtdistError
+from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
 from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import apply_method
 from ftdist.models import build_model, count_parameters
 from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.progress import ProgressView
+from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
+from ftdist.staging import staged_folder
 from ftdist.strategies import build_strategy
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
@@ -101,6 +103,7 @@ class Trainer:
             total += loss.detach()
         self.grad_norm = self.strategy.step(self.model, self.optimizer)
         self.scheduler.step()
+        self.finite.observe(total, self.step + 1)  # on the device: no host sync per step
         return total
 
     def after_step(self, loss: torch.Tensor, seconds: float) -> None:
@@ -108,11 +111,7 @@ class Trainer:
         tokens_per_s = self.tokens_per_step / max(seconds, 1e-9)
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
             value = float(self._mean_over_ranks(loss))  # the global batch's loss, not rank 0's share
-            if not math.isfinite(value):
-                raise FtdistError(
-                    f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
-                    "or use precision: fp32"
-                )
+            self.check_finite(weights=False)  # every step since the last log, not only this one
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
             self.log(loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, **norm)
             self.view.update(self.step, value, tokens_per_s)
@@ -154,8 +153,10 @@ class Trainer:
         init_distributed(self.env, self.device)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
+        resume_notes = None
         if resume_from is not None:
             self.strategy.check_resumable(resume_from)  # before any data or model is loaded
+            resume_notes = compare_with_checkpoint(cfg, resume_from)  # refuses what cannot change
         torch.manual_seed(cfg.seed)
         self.tokenizer, self.data = build_data(cfg, self.env)
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
@@ -168,11 +169,14 @@ class Trainer:
             self.load_checkpoint(resume_from)
         self.model.train()
         self.preemption = PreemptionFlag(self.device)
+        self.finite = FiniteWatch(self.device)
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
+        if resume_notes:
+            self.view.say(resume_notes)
 
     def _check_output_dir(self) -> None:
         """Fail before any data or model is loaded if the run folder cannot be written."""
@@ -218,7 +222,27 @@ class Trainer:
         shutdown_distributed()
 
     # --- checkpoints ----------------------------------------------------------------------------------------
+    def check_finite(self, weights: bool = True) -> None:
+        """Stop, naming the last finite checkpoint, if any step's loss (or, before a save, any weight) is not
+        finite. Collective: every rank calls it at the same step."""
+        first = self.finite.first_bad_step(self._mean_over_ranks)
+        if first is not None:
+            what = f"the loss was not finite (first at step {first})" if first > 0 else "the loss was not finite"
+        elif weights and float(self._mean_over_ranks(weights_finite(self.model))) > 0:
+            what = "the model's weights were not finite after the update"
+        else:
+            return
+        latest = self.checkpoints.latest() if self.env.is_main else None
+        last_good = (
+            f"The last finite checkpoint is {latest}, which checkpoint.resume=auto continues from"
+            if latest
+            else "No finite checkpoint of this run exists"
+        )
+        raise nonfinite_error(self.step, what, last_good)
+
     def save_checkpoint(self) -> Path:
+        self.check_finite()  # before anything is written: `latest` never names a non-finite checkpoint
+
         def write(folder: Path) -> None:
             self.strategy.save(self.model, self.optimizer, folder)
             save_trainer_state(
@@ -234,6 +258,7 @@ class Trainer:
             )
             if self.env.is_main:
                 (folder / "config.yaml").write_text(dump_config(self.config))
+                record_data_fingerprint(folder, self.config)  # a resume refuses changed data files
                 self.strategy.unwrap(self.model).config.save_pretrained(folder)
                 self.tokenizer.save_pretrained(folder)
 
@@ -273,13 +298,12 @@ class Trainer:
     def export_final(self) -> Path:
         """`final/`: a Hugging Face folder, written aside and renamed, so it is either whole or absent."""
         state = self.strategy.full_state_dict(self.model)  # collective
-        final, staging = self.run_dir / "final", self.run_dir / ".tmp-final"
+        final = self.run_dir / "final"
         if self.env.is_main:
-            shutil.rmtree(staging, ignore_errors=True)
-            self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
-            self.tokenizer.save_pretrained(staging)
-            shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
+            intact = self.checkpoints.intact()
+            with staged_folder(final, intact=f"The trained state is safe in the checkpoints: {intact}") as staging:
+                self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
+                self.tokenizer.save_pretrained(staging)
         return final
 
     def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
