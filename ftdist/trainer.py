@@ -7,6 +7,7 @@ method-specific work (adapters, quantization) happened in `apply_method` before 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.progress import ProgressView
 from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
-from ftdist.staging import staged_folder
+from ftdist.staging import staged_folder, storage_errors
 from ftdist.strategies import build_strategy
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
@@ -72,7 +73,7 @@ class Trainer:
             self.setup()
         except BaseException:
             self._discard_empty_run_dir()
-            self.close()
+            self.close(failing=True)
             raise
         try:
             while self.step < self.config.train.max_steps:
@@ -87,8 +88,11 @@ class Trainer:
                 self.step += 1
                 self.after_step(loss, time.perf_counter() - started)
             return self.finish()
+        except BaseException:
+            self.failing = True  # close() must not hide this error behind a second one (e.g. a full disk)
+            raise
         finally:
-            self.close()
+            self.close(getattr(self, "failing", False))
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step over `grad_accum` micro-batches; returns the mean loss per counted token."""
@@ -212,11 +216,14 @@ class Trainer:
         if self.tracker is not None:
             self.tracker.log(self.step, **metrics)
 
-    def close(self) -> None:
-        if getattr(self, "view", None):
-            self.view.close()
-        if getattr(self, "tracker", None):
-            self.tracker.close()
+    def close(self, failing: bool = False) -> None:
+        """Flush and release everything. After a failure, a sink that cannot flush (the disk that just filled
+        up, the folder that turned read-only) is skipped: the first error is the one the user must see."""
+        with contextlib.suppress(Exception) if failing else storage_errors(self.run_dir):
+            if getattr(self, "view", None):
+                self.view.close()
+            if getattr(self, "tracker", None):
+                self.tracker.close()
         if getattr(self, "preemption", None):
             self.preemption.restore()
         shutdown_distributed()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from mounts import small_disk
 
 import ftdist
 from conftest import tiny_gpt_config
-from mounts import small_disk  # noqa: F401 (fixture)
 from ftdist.errors import FtdistError
 from ftdist.staging import publish, staged_folder, storage_errno
 
@@ -93,8 +93,12 @@ def test_every_run_file_has_the_umask_mode(tmp_path, mask):
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o777 & ~mask for p in folders)
 
 
-def test_torch_writer_on_a_full_disk_is_one_paragraph(small_disk):
-    disk = small_disk("64k")
+def test_torch_writer_on_a_full_disk_is_one_paragraph(tmp_path):
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        _write_too_much(disk)
+
+
+def _write_too_much(disk: Path) -> None:
     target = disk / "step-1"
     with pytest.raises(FtdistError) as caught, staged_folder(target, intact="latest still names step-0") as folder:
         torch.save(torch.zeros(1 << 16), folder / "optimizer.pt")  # 256 KB into 64 KB
