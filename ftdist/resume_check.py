@@ -47,7 +47,7 @@ def compare_with_checkpoint(config: RunConfig, checkpoint: Path) -> str | None:
         for key in sorted(set(saved) | set(current))
         if saved.get(key) != current.get(key) and not key.startswith(IGNORED)
     ]
-    frozen = [key for key in differing if key.startswith(FROZEN) and not key.startswith(NOT_FROZEN)]
+    frozen = _headline([key for key in differing if key.startswith(FROZEN) and not key.startswith(NOT_FROZEN)])
     if frozen:
         changes = "; ".join(
             f"{key} is {_show(saved.get(key))} there and {_show(current.get(key))} here" for key in frozen
@@ -55,9 +55,9 @@ def compare_with_checkpoint(config: RunConfig, checkpoint: Path) -> str | None:
         fix = " ".join(f"{key}={_show(saved.get(key))}" for key in frozen)
         raise ConfigError(
             f"cannot resume from {checkpoint}: {changes}. A run's model, method, tokenizer, data, seq_len, seed "
-            f"and optimizer cannot change mid-way. Put the checkpoint's values back to resume ({fix}), or start "
-            f"a new run in another output_dir, with model.path set to `ftdist export {checkpoint}` to start from "
-            "its weights"
+            f"and optimizer cannot change mid-way. Put the checkpoint's values back to resume ({fix}), or, to "
+            f"start from its weights, run `ftdist export {checkpoint}` and train a new run in another output_dir "
+            "with model.path=<the exported folder>"
         )
     _check_data_files(config, Path(checkpoint))
     if not differing:
@@ -88,6 +88,13 @@ def _check_data_files(config: RunConfig, checkpoint: Path) -> None:
             "written (its fingerprint differs), so the data position it saved no longer means anything. Restore "
             "the original files to resume, or start a new run in another output_dir"
         )
+
+
+def _headline(keys: list[str]) -> list[str]:
+    """When a section's `name` changed (method.name, optim.name), its other keys differ only as a consequence
+    (another method's defaults): report the name alone."""
+    renamed = {key.removesuffix("name") for key in keys if key.endswith(".name")}
+    return [key for key in keys if key.endswith(".name") or not key.startswith(tuple(renamed))]
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
