@@ -63,6 +63,6 @@ def weights_finite(model: nn.Module) -> torch.Tensor:
 
 def nonfinite_error(step: int, what: str, last_good: str) -> FtdistError:
     return FtdistError(
-        f"training became non-finite: {what} at step {step}, so no checkpoint was written from it. {last_good}. "
-        f"Likely fixes: {FIXES}"
+        f"training became non-finite ({what}); it stopped at step {step} before saving anything from it. "
+        f"{last_good}. Likely fixes: {FIXES}"
     )

@@ -30,7 +30,7 @@ from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.progress import ProgressView
 from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
-from ftdist.staging import staged_folder, storage_errors
+from ftdist.staging import publish_text, staged_folder, storage_errors
 from ftdist.strategies import build_strategy
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
@@ -176,7 +176,7 @@ class Trainer:
         self.finite = FiniteWatch(self.device)
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
-            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+            publish_text(self.run_dir / "config.yaml", dump_config(cfg))  # a full disk here is one paragraph too
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
         if resume_notes:
@@ -234,9 +234,9 @@ class Trainer:
         finite. Collective: every rank calls it at the same step."""
         first = self.finite.first_bad_step(self._mean_over_ranks)
         if first is not None:
-            what = f"the loss was not finite (first at step {first})" if first > 0 else "the loss was not finite"
+            what = f"the loss was first not finite at step {first}" if first > 0 else "the loss was not finite"
         elif weights and float(self._mean_over_ranks(weights_finite(self.model))) > 0:
-            what = "the model's weights were not finite after the update"
+            what = f"the model's weights were not finite after the update at step {self.step}"
         else:
             return
         latest = self.checkpoints.latest() if self.env.is_main else None

@@ -46,7 +46,7 @@ def test_nan_between_logging_steps_publishes_nothing(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
-    assert "training became non-finite" in error and "at step 15" in error
+    assert "training became non-finite (the loss was first not finite at step 14); it stopped at step 15" in error
     assert f"last finite checkpoint is {run_dir / 'checkpoints' / 'step-12'}" in error
     assert "lower optim.lr" in error
     assert latest(run_dir) == "step-12"
