@@ -44,7 +44,7 @@ class CheckpointManager:
         needed = self.last_size()
 
         def begin() -> None:
-            check_free_space(self.root, needed, intact)
+            check_free_space(final, needed, intact)
             shutil.rmtree(staging, ignore_errors=True)  # leftover of a crash during an earlier save
             staging.mkdir(parents=True)
 
