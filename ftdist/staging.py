@@ -39,6 +39,10 @@ _HIDDEN_ERRNO = (
 )
 
 
+class StorageError(FtdistError):
+    """A publish failed for lack of space or permission; the message names the folder and what is intact."""
+
+
 def umask() -> int:
     """The process umask, read without changing it where Linux allows (os.umask is set-and-return)."""
     with contextlib.suppress(OSError, ValueError):
@@ -174,7 +178,7 @@ def storage_errno(error: BaseException) -> int | None:
     return None
 
 
-def storage_error(code: int, target: Path, intact: str = "", needed: int | None = None) -> FtdistError:
+def storage_error(code: int, target: Path, intact: str = "", needed: int | None = None) -> StorageError:
     """The one paragraph for a failed publish: what failed, where, how much, what survived, what to do."""
     where = _existing_parent(target)
     kept = f" {intact}." if intact else ""
@@ -182,13 +186,13 @@ def storage_error(code: int, target: Path, intact: str = "", needed: int | None 
         free = shutil.disk_usage(where).free
         reason = "the disk quota is used up" if code == errno.EDQUOT else "the disk is full"
         size = f"; it needs about {human_bytes(needed)}" if needed else ""
-        return FtdistError(
+        return StorageError(
             f"could not write {target}: {reason} on the filesystem holding {where} ({human_bytes(free)} free{size}). "
             f"The partial copy was removed.{kept} Free space there (e.g. lower checkpoint.keep_last, delete old "
             "runs) or point output_dir at a larger filesystem, then run the same command again"
         )
     reason = "the filesystem is read-only" if code == errno.EROFS else "permission is denied"
-    return FtdistError(
+    return StorageError(
         f"could not write {target}: {reason} ({where} is not writable by this process). The partial copy was "
         f"removed.{kept} Make {where} writable (or remount it read-write), or choose another output_dir, then run "
         "the same command again"

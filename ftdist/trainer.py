@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.progress import ProgressView
 from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
-from ftdist.staging import publish_text, staged_folder, storage_errors
+from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
 from ftdist.strategies import build_strategy
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
@@ -73,7 +74,7 @@ class Trainer:
             self.setup()
         except BaseException:
             self._discard_empty_run_dir()
-            self.close(failing=True)
+            self.close(failing=sys.exc_info()[1])
             raise
         try:
             while self.step < self.config.train.max_steps:
@@ -88,11 +89,11 @@ class Trainer:
                 self.step += 1
                 self.after_step(loss, time.perf_counter() - started)
             return self.finish()
-        except BaseException:
-            self.failing = True  # close() must not hide this error behind a second one (e.g. a full disk)
+        except BaseException as error:
+            self.failing = error  # close() must not hide this error behind a second one (e.g. a full disk)
             raise
         finally:
-            self.close(getattr(self, "failing", False))
+            self.close(getattr(self, "failing", None))
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step over `grad_accum` micro-batches; returns the mean loss per counted token."""
@@ -216,13 +217,14 @@ class Trainer:
         if self.tracker is not None:
             self.tracker.log(self.step, **metrics)
 
-    def close(self, failing: bool = False) -> None:
-        """Flush and release everything. After a failure, a sink that cannot flush (the disk that just filled
-        up, the folder that turned read-only) is skipped: the first error is the one the user must see."""
+    def close(self, failing: BaseException | None = None) -> None:
+        """Flush and release everything. After a failure, errors while flushing are dropped (the first error is
+        the one the user must see); after a storage failure the trackers are not flushed at all, since their
+        folder is the one that is full or read-only (tensorboard's writer thread would print a traceback)."""
         with contextlib.suppress(Exception) if failing else storage_errors(self.run_dir):
             if getattr(self, "view", None):
                 self.view.close()
-            if getattr(self, "tracker", None):
+            if getattr(self, "tracker", None) and not isinstance(failing, StorageError):
                 self.tracker.close()
         if getattr(self, "preemption", None):
             self.preemption.restore()
