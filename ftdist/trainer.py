@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,9 +71,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         try:
             self.setup()
-        except BaseException:
+        except BaseException as error:
             self._discard_empty_run_dir()
-            self.close(failing=sys.exc_info()[1])
+            self.close(failing=error)
             raise
         try:
             while self.step < self.config.train.max_steps:

@@ -66,3 +66,13 @@ def test_nan_weights_behind_a_finite_loss_are_caught_before_the_save(tmp_path):
     assert "step-12" in str(caught.value)
     assert latest(run_dir) == "step-12"
     assert not (run_dir / "checkpoints" / "step-13").exists()
+
+
+def test_watch_keeps_the_first_bad_step():
+    from ftdist.finite import FiniteWatch
+
+    watch = FiniteWatch(torch.device("cpu"))
+    for step, loss in enumerate([1.0, 2.0, float("nan"), 3.0, float("inf")], 1):
+        watch.observe(torch.tensor(loss), step)
+    assert watch.first_bad_step(lambda t: t) == 3
+    assert FiniteWatch(torch.device("cpu")).first_bad_step(lambda t: t) is None
