@@ -11,23 +11,20 @@ behind it. `resume: auto` re-checks the manifest and skips (with a warning) a fo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
+from ftdist.env import any_rank
 from ftdist.errors import FtdistError
+from ftdist.staging import check_free_space, publish, publish_text, staging_path, storage_errors
 
 MANIFEST = "MANIFEST.json"
 LATEST = "latest"
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 class CheckpointManager:
@@ -37,24 +34,70 @@ class CheckpointManager:
         self.root, self.keep_last, self.is_main = Path(root), keep_last, is_main
 
     def save(self, step: int, write: Callable[[Path], None]) -> Path:
-        """Call `write(folder)` on every rank, then seal and publish the folder. Returns its final path."""
-        staging, final = self.root / f".tmp-step-{step}", self.root / f"step-{step}"
-        if self.is_main:
+        """Call `write(folder)` on every rank, then seal and publish the folder. Returns its final path.
+
+        A failure on any rank (a full disk, a read-only folder) is agreed on by all ranks, so none waits forever
+        at a barrier; the partial folder is removed and `latest` keeps naming the previous checkpoint."""
+        final = self.root / f"step-{step}"
+        staging = staging_path(final)  # one name every rank agrees on: they all write their shards into it
+        intact = self.intact()
+        needed = self.last_size()
+
+        def begin() -> None:
+            check_free_space(final, needed, intact)
             shutil.rmtree(staging, ignore_errors=True)  # leftover of a crash during an earlier save
             staging.mkdir(parents=True)
-        _barrier()
-        write(staging)
-        _barrier()  # every rank has finished writing its shards
-        if self.is_main:
+
+        def seal() -> None:
             _write_manifest(staging, step)
-            if final.exists():  # the same step saved again (e.g. after a resume): replace it whole
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            _fsync_dir(self.root)
-            _atomic_write(self.root / LATEST, final.name + "\n")
+            publish(staging, final)  # the same step saved again (e.g. after a resume) replaces it whole
+            publish_text(self.root / LATEST, final.name + "\n")
             self._prune()
-        _barrier()
+
+        self._together(begin if self.is_main else None, final, staging, intact, needed)
+        self._together(lambda: write(staging), final, staging, intact, needed)
+        self._together(seal if self.is_main else None, final, staging, intact, needed)
         return final
+
+    def _together(
+        self, action: Callable[[], None] | None, final: Path, staging: Path, intact: str, needed: int
+    ) -> None:
+        """Run `action` (None: nothing on this rank), then agree across ranks whether any rank failed; every
+        rank raises, the failing one with its own (translated) error. This is also the barrier between phases."""
+        error: BaseException | None = None
+        try:
+            if action is not None:
+                with storage_errors(final, intact=intact, needed=needed):
+                    action()
+        except Exception as caught:
+            error = caught
+        if _any_rank_failed(error is not None):
+            if self.is_main:
+                shutil.rmtree(staging, ignore_errors=True)
+            if error is not None:
+                raise error
+            raise FtdistError(
+                f"another rank failed while writing checkpoint {final} (its error is in that rank's output); "
+                f"the partial copy was removed. {intact}"
+            )
+
+    def intact(self) -> str:
+        """What survives a failed save, for the error message."""
+        pointer = self.root / LATEST
+        if pointer.exists():
+            return f"{pointer} still names {pointer.read_text().strip()}, which checkpoint.resume=auto continues from"
+        return "No earlier checkpoint of this run exists"
+
+    def last_size(self) -> int:
+        """The bytes of the newest sealed checkpoint (0 if none): about what the next one needs."""
+        pointer = self.root / LATEST
+        if not pointer.exists():
+            return 0
+        try:
+            files = json.loads((self.root / pointer.read_text().strip() / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            return 0
+        return sum(files.values())
 
     def latest(self) -> Path | None:
         """The newest checkpoint that verifies. Newer folders that do not (partial, corrupt) are skipped with a
@@ -122,32 +165,15 @@ def resolve_resume(root: Path, policy: str, is_main: bool = True) -> Path | None
 
 def _write_manifest(folder: Path, step: int) -> None:
     files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    for path in folder.rglob("*"):
-        if path.is_file():
-            _fsync_file(path)
-    _atomic_write(folder / MANIFEST, json.dumps({"step": step, "files": files}, indent=1))
+    (folder / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))  # fsynced by publish
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _any_rank_failed(failed: bool) -> bool:
+    """True on every rank if any rank failed (an all-reduce that is also a barrier)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return failed
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    return any_rank(failed, device or torch.device("cpu"))
 
 
 def _step_of(folder: Path) -> int:

@@ -8,6 +8,7 @@ folder whose `adapter_config.json` names its base), or the run's latest checkpoi
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 from pathlib import Path
 
@@ -17,8 +18,24 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from ftdist.config import RunConfig, load_config
 from ftdist.errors import FtdistError
+from ftdist.staging import staged_folder
 
 ADAPTER_CONFIG = "adapter_config.json"
+EXPORTED = (
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    ADAPTER_CONFIG,
+    "tokenizer*.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.*",
+    "merges.txt",
+    "spiece.model",
+    "chat_template.*",
+)
 
 
 def resolve_model_folder(run_or_model: str | Path) -> Path:
@@ -77,11 +94,12 @@ def export(run_or_model: str | Path, out: str | Path | None = None) -> Path:
     folder = resolve_model_folder(run_or_model)
     target = Path(out) if out else _run_root(folder) / "export"
     if folder.name == "final" or not (folder / "config.yaml").exists():
-        staging = target.with_name(f".tmp-{target.name}")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("config.yaml", "README.md"))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        from ftdist.models import check_safetensors_folder
+
+        check_safetensors_folder(folder)  # a pickle-only folder has nothing export may copy
+        with staged_folder(target, intact=f"{folder} is untouched") as staging:
+            for name in exported_files(folder):
+                shutil.copy2(folder / name, staging / name)
         return target
     model, tokenizer, _ = load_trained(folder)
     _save(model, tokenizer, target)
@@ -151,10 +169,18 @@ def _run_root(folder: Path) -> Path:
     return folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
 
 
+def exported_files(folder: Path) -> list[str]:
+    """The files of a model folder that export copies: safetensors weights (and their index), the model and
+    generation config, and the tokenizer. Never pickles (.bin, .pt) or code (.py): export promises safetensors,
+    and a folder someone else made may carry either."""
+    return sorted(
+        path.name
+        for path in folder.iterdir()
+        if path.is_file() and any(fnmatch.fnmatch(path.name, pattern) for pattern in EXPORTED)
+    )
+
+
 def _save(model: nn.Module, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
-    staging = target.with_name(f".tmp-{target.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with staged_folder(target, intact="The run's checkpoints and final/ are untouched") as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)

@@ -15,13 +15,19 @@ from transformers import (
 
 from ftdist.config.eval import GenerationConfig
 from ftdist.errors import FtdistError
-from ftdist.export import load_trained
+from ftdist.export import load_trained, resolve_model_folder, run_config_for
+from ftdist.models import check_safetensors_folder, warn_remote_code
 
 
 def load_for_generation(
     run_or_model: str | Path, device: torch.device
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The run's model ready to sample: a full model, or an adapter on its base (no merge needed)."""
+    """The run's model ready to sample: a full model, or an adapter on its base (no merge needed). A folder
+    someone else made is checked first: pickle-only weights are refused, custom code is named and not run."""
+    folder = resolve_model_folder(run_or_model)
+    check_safetensors_folder(folder)
+    config = run_config_for(folder)
+    warn_remote_code(folder, bool(config and config.model.trust_remote_code))
     model, tokenizer, _ = load_trained(run_or_model, device)
     return model, tokenizer
 

@@ -7,9 +7,9 @@ method-specific work (adapters, quantization) happened in `Method.apply` before 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
 from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
 from ftdist.errors import FtdistError
+from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
 from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters
@@ -30,6 +31,8 @@ from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.preflight import World, preflight
 from ftdist.progress import ProgressView
+from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
+from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
 from ftdist.strategies import build_strategy, check_resumable, strategy_class
 from ftdist.strategies.base import FORMAT_RECORD
 from ftdist.tracking import Tracker, check_trackers_installed
@@ -71,9 +74,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         try:
             self.setup()
-        except BaseException:
+        except BaseException as error:
             self._discard_empty_run_dir()
-            self.close()
+            self.close(failing=error)
             raise
         try:
             while self.step < self.config.train.max_steps:
@@ -88,8 +91,11 @@ class Trainer:
                 self.step += 1
                 self.after_step(loss, time.perf_counter() - started)
             return self.finish()
+        except BaseException as error:
+            self.failing = error  # close() must not hide this error behind a second one (e.g. a full disk)
+            raise
         finally:
-            self.close()
+            self.close(getattr(self, "failing", None))
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step over `grad_accum` micro-batches; returns the mean loss per counted token."""
@@ -104,6 +110,7 @@ class Trainer:
             total += loss.detach()
         self.grad_norm = self.strategy.step(self.model, self.optimizer)
         self.scheduler.step()
+        self.finite.observe(total, self.step + 1)  # on the device: no host sync per step
         return total
 
     def after_step(self, loss: torch.Tensor, seconds: float) -> None:
@@ -111,11 +118,7 @@ class Trainer:
         tokens_per_s = self.tokens_per_step / max(seconds, 1e-9)
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
             value = float(self._mean_over_ranks(loss))  # the global batch's loss, not rank 0's share
-            if not math.isfinite(value):
-                raise FtdistError(
-                    f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
-                    "or use precision: fp32"
-                )
+            self.check_finite(weights=False)  # every step since the last log, not only this one
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
             self.log(loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, **norm)
             self.view.update(self.step, value, tokens_per_s)
@@ -159,8 +162,10 @@ class Trainer:
         method = method_class(cfg.method.name)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision, method.state_filter)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
+        resume_notes = None
         if resume_from is not None:
             check_resumable(cfg, resume_from, self.env.world_size)  # before any data or model is loaded
+            resume_notes = compare_with_checkpoint(cfg, resume_from)  # refuses what cannot change
         torch.manual_seed(cfg.seed)
         self.tokenizer, self.data = build_data(cfg, self.env)
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
@@ -173,11 +178,14 @@ class Trainer:
             self.load_checkpoint(resume_from)
         self.model.train()
         self.preemption = PreemptionFlag(self.device)
+        self.finite = FiniteWatch(self.device)
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
-            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+            publish_text(self.run_dir / "config.yaml", dump_config(cfg))  # a full disk here is one paragraph too
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
+        if resume_notes:
+            self.view.say(resume_notes)
 
     def _check_output_dir(self) -> None:
         """Fail before any data or model is loaded if the run folder cannot be written."""
@@ -213,17 +221,41 @@ class Trainer:
         if self.tracker is not None:
             self.tracker.log(self.step, **metrics)
 
-    def close(self) -> None:
-        if getattr(self, "view", None):
-            self.view.close()
-        if getattr(self, "tracker", None):
-            self.tracker.close()
+    def close(self, failing: BaseException | None = None) -> None:
+        """Flush and release everything. After a failure, errors while flushing are dropped (the first error is
+        the one the user must see); after a storage failure the trackers are not flushed at all, since their
+        folder is the one that is full or read-only (tensorboard's writer thread would print a traceback)."""
+        with contextlib.suppress(Exception) if failing else storage_errors(self.run_dir):
+            if getattr(self, "view", None):
+                self.view.close()
+            if getattr(self, "tracker", None) and not isinstance(failing, StorageError):
+                self.tracker.close()
         if getattr(self, "preemption", None):
             self.preemption.restore()
         shutdown_distributed()
 
     # --- checkpoints ----------------------------------------------------------------------------------------
+    def check_finite(self, weights: bool = True) -> None:
+        """Stop, naming the last finite checkpoint, if any step's loss (or, before a save, any weight) is not
+        finite. Collective: every rank calls it at the same step."""
+        first = self.finite.first_bad_step(self._mean_over_ranks)
+        if first is not None:
+            what = f"the loss was first not finite at step {first}" if first > 0 else "the loss was not finite"
+        elif weights and float(self._mean_over_ranks(weights_finite(self.model))) > 0:
+            what = f"the model's weights were not finite after the update at step {self.step}"
+        else:
+            return
+        latest = self.checkpoints.latest() if self.env.is_main else None
+        last_good = (
+            f"The last finite checkpoint is {latest}, which checkpoint.resume=auto continues from"
+            if latest
+            else "No finite checkpoint of this run exists"
+        )
+        raise nonfinite_error(self.step, what, last_good)
+
     def save_checkpoint(self) -> Path:
+        self.check_finite()  # before anything is written: `latest` never names a non-finite checkpoint
+
         def write(folder: Path) -> None:
             self.strategy.save(self.model, self.optimizer, folder)
             save_trainer_state(
@@ -240,6 +272,7 @@ class Trainer:
             if self.env.is_main:
                 (folder / FORMAT_RECORD).write_text(json.dumps(self.strategy.format_record()))
                 (folder / "config.yaml").write_text(dump_config(self.config))
+                record_data_fingerprint(folder, self.config)  # a resume refuses changed data files
                 self.strategy.unwrap(self.model).config.save_pretrained(folder)
                 self.tokenizer.save_pretrained(folder)
 
@@ -279,13 +312,12 @@ class Trainer:
     def export_final(self) -> Path:
         """`final/`: a Hugging Face folder, written aside and renamed, so it is either whole or absent."""
         state = self.strategy.full_state_dict(self.model)  # collective
-        final, staging = self.run_dir / "final", self.run_dir / ".tmp-final"
+        final = self.run_dir / "final"
         if self.env.is_main:
-            shutil.rmtree(staging, ignore_errors=True)
-            self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
-            self.tokenizer.save_pretrained(staging)
-            shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
+            intact = self.checkpoints.intact()
+            with staged_folder(final, intact=f"The trained state is safe in the checkpoints: {intact}") as staging:
+                self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
+                self.tokenizer.save_pretrained(staging)
         return final
 
     def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:

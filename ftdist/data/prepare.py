@@ -8,9 +8,9 @@ safetensors (no pickle); the tokenizer is saved beside them, so training loads e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from ftdist.data.recipes import Example, Skipped, load_recipe
 from ftdist.data.sources import BUILTIN_PREFIX, resolve_data_path
 from ftdist.data.tokenize import Tokenized, tokenize_documents, tokenize_segments
 from ftdist.errors import DataError
+from ftdist.staging import staged_folder
 
 FORMAT_VERSION = 1  # bump when the cached layout or the tokenization rules change
 TOKENIZER_FILES = ("tokenizer", "vocab", "merges", "special_tokens", "chat_template", "spiece", "added_tokens")
@@ -73,10 +74,7 @@ def prepare(config: RunConfig, build: bool = True) -> Prepared:
     started = time.perf_counter()
     tokenizer, tokenized, skipped = _tokenize(config)
     if len(tokenized.examples) < 2:
-        raise DataError(
-            f"data.path={config.data.path}: only {len(tokenized.examples)} example(s) left after tokenization; "
-            "a train and a val split need at least 2. Add data, or lower data.seq_len for the text recipe"
-        )
+        raise DataError(_too_few_message(config, tokenized))
     train, val = _split(len(tokenized.examples), config.data.val_fraction, config.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     splits = {
@@ -112,6 +110,21 @@ def _tokenize(config: RunConfig) -> tuple[object, Tokenized, Counter]:
     return tokenizer, tokenize(examples, tokenizer, config.data), skipped
 
 
+def _too_few_message(config: RunConfig, tokenized: Tokenized) -> str:
+    """Why fewer than 2 examples are left: drops are counted with their reason and the setting that caused them."""
+    left = len(tokenized.examples)
+    dropped = sum(tokenized.dropped.values())
+    message = f"data.path={config.data.path}: only {left} example(s) left after tokenization"
+    if dropped:
+        reasons = "; ".join(f"{count} {reason}" for reason, count in tokenized.dropped.items())
+        return (
+            f"{message}: {dropped} of {left + dropped} example(s) were dropped under data.truncation: "
+            f"{config.data.truncation} ({reasons}). A train and a val split need at least 2. Raise data.seq_len, "
+            "or set data.truncation=truncate to cut long examples instead of dropping them"
+        )
+    return f"{message}; a train and a val split need at least 2. Add data, or lower data.seq_len for the text recipe"
+
+
 def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded shuffle of example indices, cut into (train, val); both keep at least one example."""
     order = np.random.default_rng(seed).permutation(count)
@@ -120,17 +133,14 @@ def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _save(folder: Path, splits: dict, tokenizer, card: dict) -> None:
-    staging = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save_file(
-        {f"{split}.{key}": array for split, arrays in splits.items() for key, array in arrays.items()},
-        str(staging / "data.safetensors"),
-    )
-    tokenizer.save_pretrained(staging / "tokenizer")
-    (staging / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    intact = "The data files themselves are untouched; nothing was cached"
+    with staged_folder(folder, intact=intact) as staging:
+        save_file(
+            {f"{split}.{key}": array for split, arrays in splits.items() for key, array in arrays.items()},
+            str(staging / "data.safetensors"),
+        )
+        tokenizer.save_pretrained(staging / "tokenizer")
+        (staging / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
 
 
 def _load(folder: Path, cache_hit: bool) -> Prepared:
@@ -154,6 +164,13 @@ def _source_files(spec: str) -> list[Path]:
 
 
 def _file_hash(path: Path) -> bytes:
+    stat = path.stat()
+    return _cached_file_hash(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_file_hash(path: str, size: int, mtime_ns: int) -> bytes:
+    """Hashed once per process per file version: the fingerprint is taken by prepare and again by checkpoints."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from importlib import resources
 from pathlib import Path
 
@@ -33,12 +34,34 @@ def read_text(spec: str, key: str = "data.path") -> str:
     path = resolve_data_path(spec, key)
     if path.is_dir():
         raise DataError(f"{key}={spec} is a folder; the stream recipe reads one text file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{key}={spec} is not UTF-8 text (byte {error.start}); convert it or pick another file"
-        ) from None
+    check_utf8(path)
+    text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise DataError(f"{key}={spec} is empty; the model needs text to learn from")
     return text
+
+
+def check_utf8(path: Path, block: int = 1 << 20) -> None:
+    """Fail with the file, line and byte offset of the first byte sequence that is not UTF-8.
+
+    Read in blocks through an incremental decoder, so a large file costs no more memory than one block."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset, line = 0, 1
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(block)
+            pending = len(decoder.getstate()[0])  # an unfinished sequence carried over from the last block
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:  # error.object is the carried-over bytes + this block
+                start = offset - pending + error.start
+                line += error.object[: error.start].count(b"\n")
+                raise DataError(
+                    f"{path} line {line} (byte offset {start}) is not valid UTF-8 ({error.reason}, byte "
+                    f"0x{error.object[error.start]:02x}); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 "
+                    f"{path.name}), or remove that line"
+                ) from None
+            if not chunk:
+                return
+            line += chunk.count(b"\n")
+            offset += len(chunk)

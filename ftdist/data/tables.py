@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftdist.data.sources import BUILTIN_PREFIX, resolve_data_path
+from ftdist.data.sources import BUILTIN_PREFIX, check_utf8, resolve_data_path
 from ftdist.errors import DataError
 
 FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text", ".md": "text"}
@@ -74,6 +74,8 @@ def load_file(path: Path) -> Table:
         raise DataError(f"{path}: cannot read {path.suffix!r} files; use one of {', '.join(sorted(FORMATS))}")
     if not _has_content(path):
         raise DataError(f"{path} is empty; add data to it or remove it from data.path")
+    if fmt != "parquet":
+        check_utf8(path)  # datasets would end in a raw UnicodeDecodeError
     try:
         dataset = datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as error:  # datasets wraps parser errors in its own types; name the file either way

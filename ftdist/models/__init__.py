@@ -8,8 +8,8 @@ through the same `from_pretrained` path as a real model).
 
 from __future__ import annotations
 
-import os
-import shutil
+import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,15 +21,19 @@ from ftdist.models.char_tokenizer import build_char_tokenizer
 from ftdist.models.gguf import converted_folder
 from ftdist.models.quantized import quantized_load_options
 from ftdist.models.scratch import scratch_model_config
+from ftdist.staging import staged_folder
 
 __all__ = [
     "base_folder",
     "build_model",
     "build_tokenizer",
+    "check_safetensors_folder",
     "count_parameters",
     "load_pretrained",
 ]
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+_WARNED_REMOTE: set[Path] = set()
 SCRATCH_BASE = "base"  # run_dir/base: the saved random base of an adapter run on a scratch model
 
 
@@ -44,6 +48,7 @@ def build_tokenizer(config: RunConfig, text: str | None = None) -> PreTrainedTok
         return build_char_tokenizer(text)
     key = "model.tokenizer" if config.model.tokenizer else "model.path"
     _check_local(source, key)
+    warn_remote_code(Path(source).expanduser(), config.model.trust_remote_code)
     try:
         return AutoTokenizer.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     except OSError as error:
@@ -82,13 +87,10 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
             raise FtdistError(f"{target} is missing: the run's saved scratch base was deleted")
         torch.manual_seed(config.seed)
         hf_config = scratch_model_config(config.model.scratch, len(tokenizer), config.data.seq_len)
-        staging = target.with_name(f".tmp-{SCRATCH_BASE}-{os.getpid()}")
-        AutoModelForCausalLM.from_config(hf_config).save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        try:
-            staging.rename(target)
-        except OSError:  # another run in the same folder saved the same seeded base first
-            shutil.rmtree(staging, ignore_errors=True)
+        # replace=False: another run in the same folder may save the same seeded base first
+        with staged_folder(target, intact="Nothing of this run was written yet", replace=False) as staging:
+            AutoModelForCausalLM.from_config(hf_config).save_pretrained(staging, safe_serialization=True)
+            tokenizer.save_pretrained(staging)
     if sharing:
         torch.distributed.barrier()
     return target
@@ -97,6 +99,8 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
 def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> PreTrainedModel:
     """Load a causal LM from a folder or hub id, safetensors only (no pickle), fp32 master weights."""
     _check_local(path, "model.path")
+    check_safetensors_folder(Path(path).expanduser())
+    warn_remote_code(Path(path).expanduser(), trust_remote_code)
     kwargs.setdefault("dtype", torch.float32)
     try:
         return AutoModelForCausalLM.from_pretrained(
@@ -104,6 +108,53 @@ def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> Pre
         )
     except OSError as error:
         raise FtdistError(f"could not load model.path={path}: {error}") from None
+
+
+def check_safetensors_folder(folder: Path) -> None:
+    """Refuse, with the conversion command, a local model folder whose weights are only pickles.
+
+    Why refuse rather than load: a pickle (`pytorch_model.bin`, `*.pt`) can run arbitrary code when it is
+    unpickled, so ftdist never reads one; transformers would only say that no safetensors file exists."""
+    is_model = (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
+    if not folder.is_dir() or not is_model or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if not pickles:
+        return
+    command = (
+        'python -c "from transformers import AutoModelForCausalLM as M; '
+        f"M.from_pretrained('{folder}', use_safetensors=False).save_pretrained('{folder}-safetensors')\""
+    )
+    raise FtdistError(
+        f"{folder} holds its weights only as pickle ({', '.join(pickles)}), and ftdist loads safetensors only: "
+        "unpickling a file can run any code it carries, so it was not opened. If you trust where it came from, "
+        f"convert it once with {command} (transformers unpickles with torch.load(weights_only=True)), then "
+        f"use {folder}-safetensors (copy the tokenizer files over too if the conversion does not)"
+    )
+
+
+def warn_remote_code(folder: Path, trust_remote_code: bool) -> None:
+    """Say once per folder that custom code named by `auto_map` is not run and the stock class is used."""
+    config_file = folder / "config.json"
+    if trust_remote_code or folder in _WARNED_REMOTE or not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not auto_map:
+        return
+    _WARNED_REMOTE.add(folder)
+    names = ", ".join(f"{key} -> {value}" for key, value in auto_map.items())
+    warnings.warn(
+        f"{config_file} names custom code (auto_map: {names}); ftdist does not run it because "
+        f"model.trust_remote_code is false, and uses the stock transformers class for model_type "
+        f"{config.get('model_type')!r} instead. If this model needs its own code, read that code, then set "
+        "model.trust_remote_code=true",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _check_local(path: str, key: str) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from ftdist.errors import FtdistError
+from ftdist.staging import staged_folder
 
 
 def cache_root() -> Path:
@@ -45,8 +45,6 @@ def converted_folder(path: str | None, gguf_file: str) -> Path:
     target = cache_root() / "gguf" / f"{file.stem}-{key}"
     if (target / "config.json").exists():
         return target
-    staging = target.with_name(f".tmp-{target.name}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
     if tokenizer.pad_token is None:  # older transformers leave it unset; ChatML models pad with eos
         tokenizer.pad_token = tokenizer.eos_token
@@ -56,10 +54,8 @@ def converted_folder(path: str | None, gguf_file: str) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    try:
-        staging.rename(target)
-    except OSError:  # another process converted it first
-        shutil.rmtree(staging, ignore_errors=True)
+    intact = f"The GGUF file {file} is untouched; set FTDIST_CACHE to a folder with more room"
+    with staged_folder(target, intact=intact, replace=False) as staging:  # another process may convert it first
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
     return target

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ftdist.config.data import DataConfig
 from ftdist.data.recipes.base import Example, Skipped
+from ftdist.data.sources import check_utf8
 from ftdist.data.tables import data_files
 from ftdist.errors import DataError
 
@@ -47,6 +48,7 @@ def sections(text: str) -> Iterator[tuple[int, list[str], str]]:
 
 def examples(config: DataConfig, tokenizer=None) -> Iterator[Example | Skipped]:
     for path in data_files(config.path, (".md", ".markdown")):
+        check_utf8(Path(path))
         text = Path(path).read_text(encoding="utf-8")
         if not text.strip():
             raise DataError(f"{path} is empty; add text to it or remove it from data.path")
