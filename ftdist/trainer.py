@@ -27,7 +27,7 @@ from ftdist.methods import apply_method
 from ftdist.models import build_model, count_parameters
 from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
-from ftdist.progress import ProgressView
+from ftdist.progress import LogWindow, ProgressView
 from ftdist.strategies import build_strategy
 from ftdist.tracking import Tracker, check_trackers_installed
 from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
@@ -105,9 +105,10 @@ class Trainer:
 
     def after_step(self, loss: torch.Tensor, seconds: float) -> None:
         cfg = self.config.train
-        tokens_per_s = self.tokens_per_step / max(seconds, 1e-9)
+        self.window.add(loss, self.tokens_per_step, seconds)
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-            value = float(self._mean_over_ranks(loss))  # the global batch's loss, not rank 0's share
+            mean, tokens_per_s = self.window.take()  # the interval's mean loss and average rate, as HF logs them
+            value = float(self._mean_over_ranks(mean))  # the global batch's loss, not rank 0's share
             if not math.isfinite(value):
                 raise FtdistError(
                     f"the loss became {value} at step {self.step}; lower optim.lr, set train.grad_clip, "
@@ -163,6 +164,7 @@ class Trainer:
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
+        self.window = LogWindow()
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -230,6 +232,7 @@ class Trainer:
                     "rng": capture_rng(),
                     "data": self.data.state_dict(),
                     "scaler": self.strategy.scaler_state(),
+                    "log_window": self.window.state_dict(),
                 },
             )
             if self.env.is_main:
@@ -249,12 +252,13 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.data.load_state_dict(state["data"])
         self.strategy.load_scaler_state(state["scaler"])
+        self.window.load_state_dict(state.get("log_window"), self.device)
         restore_rng(state["rng"])
 
     # --- the end of a run -----------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
-        if not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
-            self.save_checkpoint()
+        if self.config.checkpoint.every and not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
+            self.save_checkpoint()  # checkpoint.every: 0 writes none; final/ below is the run's output
         final_dir = self.export_final()
         if self.env.is_main:
             self.view.close()

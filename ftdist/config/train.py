@@ -23,14 +23,16 @@ class TrainConfig(Section):
     eval_batches: PositiveInt = 200
     """Batches per split in each evaluation."""
     log_every: PositiveInt = 10
-    """Write a training event to the metrics every N steps."""
+    """Write a training event to the metrics every N steps: `loss` is the mean over those steps and
+    `tokens_per_s` their average rate (as HF Trainer logs them)."""
 
 
 class CheckpointConfig(Section):
     """Resumable checkpoints under `<output_dir>/checkpoints/step-<N>/`."""
 
     every: NonNegativeInt = 500
-    """Save every N steps (and at the end); 0 saves only at the end."""
+    """Save every N steps and at the end; 0 writes no checkpoints (a preempted run still saves one to resume
+    from). `final/` is written either way."""
     keep_last: PositiveInt = 2
     """Keep the newest K complete checkpoints and delete older ones."""
     resume: str = "auto"

@@ -6,13 +6,16 @@ QLoRA is LoRA on a base that `ftdist.models.quantized` loaded in 4 (or 8) bits; 
 
 from __future__ import annotations
 
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from ftdist.config import RunConfig
 from ftdist.errors import FtdistError
+from ftdist.models.quantized import without_4bit_kernel_notice
+
+with without_4bit_kernel_notice():  # peft imports bitsandbytes, whose 4-bit CPU kernel notice concerns qlora only
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
 # Per-architecture defaults where ftdist differs from peft's table: GPT-2 adapts every projection, as in the
 # LoRA fine-tuning of gpt2-large on Bible text (peft's default is c_attn only).
