@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_gpt_config
 
 import ftdist
+from conftest import REPO, tiny_gpt_config
 from ftdist.tracking import read_metrics
 
 
