@@ -9,7 +9,8 @@ would have alone (RoPE, learned positions). `tests/test_data_packing.py` checks 
 Padding goes at the end of a row as its own block (labels -100), so no real token ever attends to it.
 
 Rows are filled one at a time, longest example first, by a bounded search for the set of examples that fills
-the row best (`_assign`), which leaves 3.4% padding on the shipped Spider instructions at seq_len 1024 (best-fit decreasing: 5.4%).
+the row best (`_assign`): 3.4% padding on the shipped Spider instructions at seq_len 1024 with SmolLM2's
+tokenizer, against 5.4% for best-fit decreasing.
 """
 
 from __future__ import annotations
