@@ -16,6 +16,7 @@ class ProgressView:
     def __init__(self, total: int, start: int, is_main: bool, show_bar: bool) -> None:
         self.console = Console(stderr=True)
         self.enabled = is_main
+        self.start = start
         self.bar = None
         if is_main and show_bar:
             self.bar = Progress(

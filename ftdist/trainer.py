@@ -24,7 +24,7 @@ from ftdist.env import detect_env, init_distributed, pick_device, pick_precision
 from ftdist.errors import FtdistError
 from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import apply_method
-from ftdist.models import build_model, count_parameters
+from ftdist.models import build_model, count_parameters, model_width
 from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.progress import LogWindow, ProgressView
@@ -83,6 +83,8 @@ class Trainer:
                 started = time.perf_counter()
                 loss = self.train_step()
                 self.step += 1
+                if self.config.train.compile and self.step == self.view.start + 1:
+                    self.view.say(f"train.compile: the first step took {time.perf_counter() - started:.1f} s")
                 self.after_step(loss, time.perf_counter() - started)
             return self.finish()
         finally:
@@ -151,7 +153,7 @@ class Trainer:
         self._check_output_dir()
         check_trackers_installed(cfg)
         self.device = pick_device(cfg.device, self.env.local_rank)
-        self.precision = pick_precision(cfg.precision, self.device)
+        self.precision = pick_precision(cfg.precision, self.device, model_width(cfg))
         init_distributed(self.env, self.device)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
@@ -164,6 +166,8 @@ class Trainer:
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
+        if cfg.train.compile:
+            self.model.compile()  # in place: state-dict names stay; compiles at the first forward
         self.window = LogWindow()
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
         if resume_from is not None:
