@@ -136,15 +136,31 @@ class Precision:
         return self.autocast_dtype or torch.float32
 
 
-def pick_precision(requested: str, device: torch.device) -> Precision:
-    """bf16 on CUDA with bf16, fp16 + scaler on older CUDA, fp32 on MPS (several ops lack bf16) and CPU.
+BF16_MIN_WIDTH = 256
+"""Hidden size from which bf16 autocast beats fp32 on a CPU with AMX / AVX512-BF16. Measured with
+benchmarks/cpu_bf16_threshold.py (docs/speed.md): below it the casts cost more than the faster matmuls save."""
 
-    CPU defaults to fp32 even where bf16 exists: autocast on CPU is slower than fp32 for small matrices,
-    and the tiny models that run on CPU gain nothing from it. `precision: bf16` still turns it on.
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX-BF16 or AVX512-BF16), as torch's oneDNN sees it."""
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported"):
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def pick_precision(requested: str, device: torch.device, model_width: int | None = None) -> Precision:
+    """bf16 on CUDA with bf16, fp16 + scaler on older CUDA, fp32 on MPS (several ops lack bf16).
+
+    On a CPU `auto` picks bf16 autocast (weights, grads and optimizer state stay fp32) when the CPU has AMX or
+    AVX512-BF16 and the model's hidden size (`model_width`) is at least BF16_MIN_WIDTH; smaller models (the
+    tiny SQL GPT) and an unknown size stay fp32, where the casts would cost more than they save.
+    `precision: bf16` turns autocast on regardless.
     """
     if requested == "auto":
         if device.type == "cuda":
             requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and (model_width or 0) >= BF16_MIN_WIDTH and cpu_has_fast_bf16():
+            requested = "bf16"
         else:
             requested = "fp32"
     if requested == "fp32":

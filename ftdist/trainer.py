@@ -26,11 +26,11 @@ from ftdist.errors import FtdistError
 from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
 from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
-from ftdist.models import build_model, count_parameters
+from ftdist.models import build_model, count_parameters, model_width
 from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.preemption import PreemptionFlag
 from ftdist.preflight import World, preflight
-from ftdist.progress import ProgressView
+from ftdist.progress import LogWindow, ProgressView
 from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
 from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
 from ftdist.strategies import build_strategy, check_resumable, strategy_class
@@ -89,6 +89,8 @@ class Trainer:
                 started = time.perf_counter()
                 loss = self.train_step()
                 self.step += 1
+                if self.config.train.compile and self.step == self.view.start + 1:
+                    self.view.say(f"train.compile: the first step took {time.perf_counter() - started:.1f} s")
                 self.after_step(loss, time.perf_counter() - started)
             return self.finish()
         except BaseException as error:
@@ -115,10 +117,11 @@ class Trainer:
 
     def after_step(self, loss: torch.Tensor, seconds: float) -> None:
         cfg = self.config.train
-        tokens_per_s = self.tokens_per_step / max(seconds, 1e-9)
+        self.window.add(loss, self.tokens_per_step, seconds)
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-            value = float(self._mean_over_ranks(loss))  # the global batch's loss, not rank 0's share
             self.check_finite(weights=False)  # every step since the last log, not only this one
+            mean, tokens_per_s = self.window.take()  # the interval's mean loss and average rate, as HF logs them
+            value = float(self._mean_over_ranks(mean))  # the global batch's loss, not rank 0's share
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
             self.log(loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, **norm)
             self.view.update(self.step, value, tokens_per_s)
@@ -156,7 +159,7 @@ class Trainer:
         self._check_output_dir()
         check_trackers_installed(cfg)
         self.device = pick_device(cfg.device, self.env.local_rank)
-        self.precision = pick_precision(cfg.precision, self.device)
+        self.precision = pick_precision(cfg.precision, self.device, model_width(cfg))
         preflight(cfg, World(self.env.world_size, self.device.type))  # the launcher ran it too; the world may differ
         init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
         method = method_class(cfg.method.name)
@@ -173,6 +176,9 @@ class Trainer:
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
+        if cfg.train.compile:
+            self.model.compile()  # in place: state-dict names stay; compiles at the first forward
+        self.window = LogWindow()
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -267,6 +273,7 @@ class Trainer:
                     "rng": capture_rng(),
                     "data": self.data.state_dict(),
                     "scaler": self.strategy.scaler_state(),
+                    "log_window": self.window.state_dict(),
                 },
             )
             if self.env.is_main:
@@ -288,12 +295,13 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.data.load_state_dict(state["data"])
         self.strategy.load_scaler_state(state["scaler"])
+        self.window.load_state_dict(state.get("log_window"), self.device)
         restore_rng(state["rng"])
 
     # --- the end of a run -----------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
-        if not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
-            self.save_checkpoint()
+        if self.config.checkpoint.every and not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
+            self.save_checkpoint()  # checkpoint.every: 0 writes none; final/ below is the run's output
         final_dir = self.export_final()
         if self.env.is_main:
             self.view.close()

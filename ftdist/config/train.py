@@ -22,15 +22,20 @@ class TrainConfig(Section):
     """Estimate train and val loss every N steps (and at the last step); 0 turns it off."""
     eval_batches: PositiveInt = 200
     """Batches per split in each evaluation."""
+    compile: bool = False
+    """`torch.compile` the model (in place, so checkpoints keep their names). The first steps pay the
+    compilation, which the run reports; it pays off on long runs of larger models, rarely on a CPU."""
     log_every: PositiveInt = 10
-    """Write a training event to the metrics every N steps."""
+    """Write a training event to the metrics every N steps: `loss` is the mean over those steps and
+    `tokens_per_s` their average rate (as HF Trainer logs them)."""
 
 
 class CheckpointConfig(Section):
     """Resumable checkpoints under `<output_dir>/checkpoints/step-<N>/`."""
 
     every: NonNegativeInt = 500
-    """Save every N steps (and at the end); 0 saves only at the end."""
+    """Save every N steps and at the end; 0 writes no checkpoints (a preempted run still saves one to resume
+    from). `final/` is written either way."""
     keep_last: PositiveInt = 2
     """Keep the newest K complete checkpoints and delete older ones."""
     resume: str = "auto"

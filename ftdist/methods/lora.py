@@ -12,6 +12,10 @@ from torch import nn
 
 from ftdist.errors import FtdistError
 from ftdist.methods.base import Method, StateFilter
+from ftdist.models.quantized import without_4bit_kernel_notice
+
+with without_4bit_kernel_notice():  # peft imports bitsandbytes, whose 4-bit CPU kernel notice concerns qlora only
+    import peft  # noqa: F401  (imported here, once, so the notice is silenced; the functions import from it)
 
 # Per-architecture defaults where ftdist differs from peft's table: GPT-2 adapts every projection, as in the
 # LoRA fine-tuning of gpt2-large on Bible text (peft's default is c_attn only).

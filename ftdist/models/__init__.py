@@ -30,6 +30,7 @@ __all__ = [
     "check_safetensors_folder",
     "count_parameters",
     "load_pretrained",
+    "model_width",
 ]
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -94,6 +95,22 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
     if sharing:
         torch.distributed.barrier()
     return target
+
+
+def model_width(config: RunConfig) -> int | None:
+    """The base's hidden size, read from its config without loading weights (`precision: auto` needs it before
+    the model exists); None when it cannot be read here (a hub id), which keeps CPUs on fp32."""
+    if config.model.gguf_file:
+        folder = converted_folder(config.model.path, config.model.gguf_file)
+    elif config.model.path is not None:
+        folder = Path(config.model.path).expanduser()
+    else:
+        return config.model.scratch.n_embd
+    try:
+        fields = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return fields.get("hidden_size") or fields.get("n_embd") or fields.get("d_model")
 
 
 def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> PreTrainedModel:

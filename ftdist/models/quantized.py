@@ -6,7 +6,10 @@ step of `apply_method`: the full-precision base never has to fit in memory.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -59,3 +62,21 @@ def _target_device(config: RunConfig) -> str:
     if torch.cuda.is_available():
         return "cuda"
     return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+@contextmanager
+def without_4bit_kernel_notice() -> Iterator[None]:
+    """Drop the warning bitsandbytes logs on import on AVX512-BF16 CPUs when the optional `kernels` package
+    (a faster 4-bit matmul) is missing. peft imports bitsandbytes even for plain LoRA, where no 4-bit layer
+    exists, so the notice would only mislead there. bitsandbytes logs it once, at import; nothing else is hidden.
+    """
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "gemm_4bit_forward" not in str(record.msg)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
