@@ -179,6 +179,8 @@ def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     h, kv, i = shape.hidden, shape.kv_dim, shape.intermediate
     mlp = 4 * i if shape.gated else 2 * i
     per_token = (6 * h + 2 * kv + mlp) * c + (8 * h if c < 4 else 0)  # fp32 norm inputs under 16-bit compute
+    if c == 4 and shape.gated:  # fp32 rotary: q and k embedded, and rotate_half's halves (calibrated on CPU)
+        per_token += 2 * (h + kv) * c
     layer = tokens * per_token
     if w.attention == "eager":
         layer += 3 * c * shape.heads * w.seq_len * tokens
@@ -214,13 +216,18 @@ def _phases(
             fwd_extra = bwd_extra = c * matmul
         out.device["autocast_copies"] = fwd_extra
     if cand.strategy == "fsdp":
-        unit = (c if c < 4 else 4) * layer_params
-        root = (c if c < 4 else 4) * (shape.embedding_params() + shape.head_params())
-        kept = 0  # ftdist's default reshard_after_forward: true (false would keep every layer: layers x unit)
-        fwd_extra = root + kept + 2 * unit  # the computing layer and the prefetched next one
-        bwd_extra = root + kept + 2 * unit + 2 * 4 * int(layer_params * trainable_frac)  # + unsharded fp32 grads
-        out.device["unsharded_params"] = root + kept + 2 * unit
-        out.device["unsharded_grads"] = 2 * 4 * int(layer_params * trainable_frac)
+        # The root (embeddings, head) stays unsharded from forward to backward (FSDP2 does not reshard it),
+        # plus the layer computing; with more than one rank, its all-gather output (forward) and its gradient's
+        # reduce-scatter input (backward) are one more layer each (FSDPMemTracker's ALL_GATHER / REDUCE_SCATTER).
+        dtype = c if c < 4 else 4
+        unit = dtype * layer_params
+        root = dtype * (shape.embedding_params() + shape.head_params())
+        comm = unit if n > 1 else 0
+        grad_comm = 4 * int(layer_params * trainable_frac) if n > 1 else 0
+        fwd_extra = root + unit + comm
+        bwd_extra = fwd_extra + grad_comm
+        out.device["unsharded_params"] = root + unit + comm
+        out.device["unsharded_grads"] = grad_comm
     if cand.strategy == "deepspeed":
         bucket = min(layer_params, 50_000_000) * c  # reduce / prefetch buckets (DeepSpeed's 5e7 defaults)
         fwd_extra, bwd_extra = bucket, 2 * bucket
@@ -235,17 +242,13 @@ def _phases(
     out.device["temporaries"] = temporaries
 
     forward = persistent + accumulated + fwd_extra + act.saved_all + act.outer + act.logits_forward
-    backward_start = (
-        persistent
-        + accumulated
-        + bwd_extra
-        + act.saved_all
-        + act.outer
-        + act.logits_forward
-        + act.logits_backward
-        + head_grad
-        + recompute
+    # Backward: at the loss (the logits' gradients), then through the layers from the top (all saved tensors,
+    # one layer recomputed) to the bottom (every gradient).
+    at_loss = (
+        persistent + accumulated + bwd_extra + act.saved_all + act.outer + act.logits_forward + act.logits_backward
     )
-    backward_end = persistent + grads + bwd_extra + act.outer + max(act.layer, recompute)
+    workspace = act.layer // 2  # gradients of one layer's intermediates while its backward runs
+    top = persistent + accumulated + bwd_extra + act.saved_all + act.outer + head_grad + recompute + workspace
+    bottom = persistent + grads + bwd_extra + act.outer + max(act.layer, recompute) + workspace
     step = persistent + grads + temporaries
-    out.phases = {"forward": forward, "backward": max(backward_start, backward_end), "optimizer": step}
+    out.phases = {"forward": forward, "backward": max(at_loss, top, bottom), "optimizer": step}
