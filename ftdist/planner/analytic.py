@@ -178,14 +178,20 @@ def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     shape, tokens = w.shape, w.tokens
     h, kv, i = shape.hidden, shape.kv_dim, shape.intermediate
     mlp = 4 * i if shape.gated else 2 * i
-    per_token = (6 * h + 2 * kv + mlp) * c + (8 * h if c < 4 else 0)  # fp32 norm inputs under 16-bit compute
+    attention = 6 * h + 2 * kv if shape.gated else 5 * h  # a fused QKV's q, k, v are views of one output
+    per_token = (attention + mlp) * c + (8 * h if c < 4 else 0)  # fp32 norm inputs under 16-bit compute
     if c == 4 and shape.gated:  # fp32 rotary: q and k embedded, and rotate_half's halves (calibrated on CPU)
         per_token += 2 * (h + kv) * c
     layer = tokens * per_token
     if w.attention == "eager":
         layer += 3 * c * shape.heads * w.seq_len * tokens
-    if w.adapters and w.lora_dropout > 0:  # peft's dropout makes a copy of each targeted linear's input
+    if w.adapters:  # a frozen linear or norm saves no input for its (absent) weight gradient
         chosen = shape.lora_targets(w.lora_targets)
+        names = [name for name, _, _ in shape.layer_linears()]
+        mlp_in, mlp_out = (names[4:6], names[6]) if shape.gated else (names[2:3], names[3])
+        unsaved = 2 * h + (i if mlp_out not in chosen else 0) + (h if not set(mlp_in) & chosen else 0)
+        layer -= tokens * unsaved * c
+    if w.adapters and w.lora_dropout > 0:  # peft's dropout makes a copy of each targeted linear's input
         layer += tokens * sum((c + 1) * a for name, a, _ in shape.layer_linears() if name in chosen)
     layer_input = tokens * h * c
     saved = shape.layers * (layer_input if cand.checkpointing else layer)
@@ -248,7 +254,7 @@ def _phases(
         persistent + accumulated + bwd_extra + act.saved_all + act.outer + act.logits_forward + act.logits_backward
     )
     workspace = act.layer // 2  # gradients of one layer's intermediates while its backward runs
-    top = persistent + accumulated + bwd_extra + act.saved_all + act.outer + head_grad + recompute + workspace
-    bottom = persistent + grads + bwd_extra + act.outer + max(act.layer, recompute) + workspace
+    top = persistent + accumulated + bwd_extra + act.saved_all + head_grad + recompute + workspace
+    bottom = persistent + grads + bwd_extra + max(act.layer, recompute) + workspace
     step = persistent + grads + temporaries
     out.phases = {"forward": forward, "backward": max(at_loss, top, bottom), "optimizer": step}

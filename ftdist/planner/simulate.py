@@ -12,7 +12,6 @@ optimizers) cannot run on fake tensors: those plans simulate with a 16-bit base 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -151,6 +150,3 @@ def render_simulation(results: list[dict[str, Any]]) -> str:
         )
         lines.extend(f"    note: {n}" for n in r["notes"])
     return "\n".join(lines)
-
-
-_ = contextlib  # kept for a later autocast context
