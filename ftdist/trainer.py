@@ -26,6 +26,7 @@ from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import apply_method
 from ftdist.models import build_model, count_parameters
 from ftdist.optim import build_optimizer, build_scheduler
+from ftdist.planner.runtime import MemoryCheck
 from ftdist.preemption import PreemptionFlag
 from ftdist.progress import ProgressView
 from ftdist.strategies import build_strategy
@@ -152,6 +153,7 @@ class Trainer:
         self.device = pick_device(cfg.device, self.env.local_rank)
         self.precision = pick_precision(cfg.precision, self.device)
         init_distributed(self.env, self.device)
+        self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
         if resume_from is not None:
@@ -173,6 +175,7 @@ class Trainer:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
+        self.view.say(self.memory.banner())
 
     def _check_output_dir(self) -> None:
         """Fail before any data or model is loaded if the run folder cannot be written."""
@@ -256,6 +259,8 @@ class Trainer:
         if not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
             self.save_checkpoint()
         final_dir = self.export_final()
+        memory = self.memory.measure()  # before generation adds its own peak
+        self.log(**memory)
         if self.env.is_main:
             self.view.close()
             from ftdist.finish import write_run_artifacts
@@ -267,6 +272,7 @@ class Trainer:
 
                 model = load_pretrained(str(final_dir)).to(self.device)
             write_run_artifacts(self.config, self.run_dir, model, self.tokenizer, self.device)
+            self.view.say(self.memory.summary(memory))
             self.view.say(f"done: step {self.step}, final model in {final_dir}")
         return TrainResult(self.run_dir, self.step, final_dir, metrics=self.last_eval)
 

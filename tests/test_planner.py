@@ -4,6 +4,7 @@ under test (one test checks that in a fresh interpreter)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from ftdist.cli import main
 from ftdist.config import load_config
 from ftdist.errors import FtdistError
 from ftdist.planner import build_hardware, parse_bytes, predict_peak_bytes, recommend_for_config
-from ftdist.planner.candidates import candidate_from_config
+from ftdist.planner.candidates import Candidate, candidate_from_config
 from ftdist.planner.catalogue import CATALOGUE, catalogue_shape
 from ftdist.planner.hardware import GiB
 from ftdist.planner.recommend import evaluate
@@ -140,7 +141,6 @@ def test_sharding_and_checkpointing_lower_the_peak() -> None:
     config = load_config(CONFIGS / "llama2_13b_full_fsdp.yaml")
     workload = workload_from_config(config)
     hardware = build_hardware("a100-80", None, 8, 1, None)
-    from ftdist.planner.candidates import Candidate
 
     def peak(**kw) -> int:
         return evaluate(workload, Candidate(**kw), hardware).estimate.peak
@@ -169,11 +169,7 @@ def test_lora_and_qlora_need_less_than_full() -> None:
     assert peaks["qlora"] < peaks["lora"] < peaks["full"]
     # ftdist loads the frozen base in fp32 (25 GiB for 7B); the study's "about 18 GB" is a 16-bit base.
     assert 25 * GiB < peaks["lora"] < 35 * GiB
-    workload = workload_from_config(config).__class__(
-        **{**vars(workload_from_config(config)), "method": "lora", "frozen_bytes": 2}
-    )
-    from ftdist.planner.candidates import Candidate
-
+    workload = dataclasses.replace(workload_from_config(config), method="lora", param_bytes=2)
     study = evaluate(workload, Candidate("single", 1, True), hardware).estimate.peak
     assert 14 * GiB < study < 22 * GiB
 

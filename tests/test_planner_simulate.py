@@ -22,7 +22,7 @@ SHAPES = {
     "llama-full": ("tiny_llama_full.yaml", SMALL),
     "llama-lora": ("tiny_llama_full.yaml", [*SMALL, "method=lora"]),
     "gpt2-full": ("tiny_sql_gpt.yaml", SMALL),
-    "llama-tiny-vocab-heavy": ("tiny_llama_full.yaml", []),  # 64 wide, 2 layers: buffers and logits dominate
+    "llama-accum": ("tiny_llama_full.yaml", [*SMALL, "train.grad_accum=2"]),  # FSDP2 unsharded accumulation
 }
 CASES = [
     ("llama-full", 1, False),

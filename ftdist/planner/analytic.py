@@ -93,13 +93,13 @@ def _model_states(w: Workload, cand: Candidate, hw: Hardware, c: int, out: Estim
     opt = OPTIMIZER_BYTES[w.optimizer] if w.optimizer != "sgd" else (4 if w.sgd_momentum else 0)
     dev, host = out.device, out.host
     if cand.strategy in ("single", "ddp"):
-        dev["weights"] = _base_weight_bytes(w, w.frozen_bytes if w.method == "lora" else 4)
+        dev["weights"] = _base_weight_bytes(w, w.param_bytes)
         if w.adapters:
             dev["lora_weights"] = 4 * trainable
-        dev["gradients"] = 4 * trainable
+        dev["gradients"] = (4 if w.adapters else w.param_bytes) * trainable
         dev["optimizer"] = opt * trainable
         if cand.strategy == "ddp":
-            dev["ddp_buckets"] = 4 * trainable
+            dev["ddp_buckets"] = dev["gradients"]
         host["model_load"] = 0 if w.method == "qlora" else 4 * total * hw.gpus_per_node
     elif cand.strategy == "fsdp":
         dev["weights"] = 4 * (total - trainable) // n if w.adapters else 4 * total // n
@@ -214,7 +214,7 @@ def _phases(
 
     # Compute-dtype copies that exist only while a step runs.
     fwd_extra = bwd_extra = 0
-    if cand.strategy in ("single", "ddp") and c < 4:
+    if cand.strategy in ("single", "ddp") and c < w.param_bytes:
         matmul = shape.layers * shape.layer_linear_params() + shape.vocab * shape.hidden
         # Autocast caches casts of trainable weights for the whole forward; casts of a frozen (lora) base are
         # saved for the input gradient unless checkpointing recomputes them; a 4-bit base de-quantizes per call.
@@ -234,6 +234,10 @@ def _phases(
         bwd_extra = fwd_extra + grad_comm
         out.device["unsharded_params"] = root + unit + comm
         out.device["unsharded_grads"] = grad_comm
+    if cand.strategy == "fsdp" and w.grad_accum > 1:  # no reduce-scatter until the last micro-step: FSDP2 keeps
+        accumulated = (c if c < 4 else 4) * w.trainable_params()  # the unsharded gradients (ftdist's accumulating)
+        out.device["accumulated_grads"] = accumulated
+        bwd_extra -= out.device["unsharded_grads"]  # the reduce-scatter reads the accumulated gradient itself
     if cand.strategy == "deepspeed":
         bucket = min(layer_params, 50_000_000) * c  # reduce / prefetch buckets (DeepSpeed's 5e7 defaults)
         fwd_extra, bwd_extra = bucket, 2 * bucket
@@ -255,6 +259,6 @@ def _phases(
     )
     workspace = act.layer // 2  # gradients of one layer's intermediates while its backward runs
     top = persistent + accumulated + bwd_extra + act.saved_all + head_grad + recompute + workspace
-    bottom = persistent + grads + bwd_extra + max(act.layer, recompute) + workspace
+    bottom = persistent + max(grads, accumulated) + bwd_extra + max(act.layer, recompute) + workspace
     step = persistent + grads + temporaries
     out.phases = {"forward": forward, "backward": max(at_loss, top, bottom), "optimizer": step}

@@ -36,7 +36,7 @@ def _prepare_with_ftdist_strategy(config: Any, model: nn.Module, world: int, pre
     strategy = FullyShardedDataParallel(
         config, DistEnv(world_size=world), torch.device("meta"), Precision(precision, dtype, False)
     )
-    return strategy.prepare(model, build_optimizer)
+    return (strategy, *strategy.prepare(model, build_optimizer))
 
 
 def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str = "fp32") -> dict[str, Any]:
@@ -52,11 +52,12 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
     from ftdist.optim import parameter_groups
 
     notes = []
-    config = config.model_copy(deep=True)
-    config.strategy.name, config.strategy.activation_checkpointing = "fsdp", checkpointing
-    if config.method.name == "qlora":
+    raw = config.model_dump()
+    raw["strategy"] = {"name": "fsdp", "activation_checkpointing": checkpointing}
+    if raw["method"]["name"] == "qlora":
         notes.append("qlora simulated as lora on a 16-bit base (bitsandbytes cannot run on fake tensors)")
-        config.method.name = "lora"
+        raw["method"]["name"], raw["method"]["quantization"] = "lora", {}
+    config = type(config).model_validate(raw)
     hf_config = _hf_config(config)
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -76,7 +77,7 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
 
         if config.optim.name not in ("adamw", "sgd"):
             notes.append(f"optim {config.optim.name} simulated as fp32 AdamW (bitsandbytes is not fakeable)")
-        model, optimizer = _prepare_with_ftdist_strategy(config, model, world, precision, build_optimizer)
+        strategy, model, optimizer = _prepare_with_ftdist_strategy(config, model, world, precision, build_optimizer)
         with FakeTensorMode(allow_non_fake_inputs=True):
             model.to_empty(device="cpu")  # swaps in fake CPU storage; the optimizer keeps the same parameters
             ids = torch.randint(0, hf_config.vocab_size, batch_shape)
@@ -84,13 +85,14 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
             tracker = FSDPMemTracker(model, optimizer)
             tracker.track_inputs((batch,))
             with tracker:
-                for step in range(STEPS):
-                    for _ in range(config.train.grad_accum):
-                        token_loss_sum(model, batch, torch.device("cpu")).backward()
+                for _ in range(STEPS):
+                    for micro in range(config.train.grad_accum):
+                        with strategy.accumulating(model, last_micro_step=micro == config.train.grad_accum - 1):
+                            token_loss_sum(model, batch, torch.device("cpu")).backward()
+                        tracker.reset_mod_stats()  # per micro-step (the tracker refuses repeated forwards);
+                        # module stats only: the peak snapshot spans every step
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                    if step == 0:
-                        tracker.reset_mod_stats()
             peak = tracker.get_tracker_snapshot("peak")
             total = max(stats.get("Total", 0) for stats in peak.values())
     finally:

@@ -34,7 +34,8 @@ class Workload:
     double_quant: bool = True
     sgd_momentum: float = 0.0
     attention: str = "sdpa"  # sdpa | eager (eager keeps the B x heads x T x T score matrix)
-    frozen_bytes: int = 4  # bytes per frozen base weight under lora: ftdist loads in fp32 (models.load_pretrained)
+    param_bytes: int = 4  # bytes per stored parameter (and gradient) under single/ddp: ftdist loads in fp32
+    # (models.load_pretrained); 2 models a 16-bit load, as the enterprise study's scripts do
 
     @property
     def tokens(self) -> int:
