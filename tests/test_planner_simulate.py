@@ -34,12 +34,30 @@ CASES = [
     ("llama-lora", 8, True),
     ("gpt2-full", 1, False),
     ("gpt2-full", 8, True),
+    ("llama-accum", 8, True),
+    ("llama-vocab-32k", 2, False),
 ]
+VOCAB_32K = {
+    "model_type": "llama",
+    "hidden_size": 256,
+    "intermediate_size": 688,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 32000,
+    "tie_word_embeddings": False,
+}
 
 
 @pytest.mark.parametrize(("shape", "world", "checkpointing"), CASES)
-def test_analytic_peak_within_10_percent_of_simulation(shape: str, world: int, checkpointing: bool) -> None:
-    name, overrides = SHAPES[shape]
+def test_analytic_peak_within_10_percent_of_simulation(
+    shape: str, world: int, checkpointing: bool, tmp_path: Path
+) -> None:
+    if shape == "llama-vocab-32k":  # a real vocabulary: the logits and the embedding dominate
+        (tmp_path / "config.json").write_text(json.dumps(VOCAB_32K))
+        name, overrides = "tiny_llama_full.yaml", [*SMALL[2:], f"model.path={tmp_path}", "model.scratch=null"]
+    else:
+        name, overrides = SHAPES[shape]
     config = load_config(CONFIGS / name, ["strategy.name=fsdp", *overrides])
     simulated = simulate_peak(config, world, checkpointing)["peak_bytes"]
     analytic = estimate(

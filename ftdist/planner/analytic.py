@@ -4,15 +4,18 @@ Model states follow what ftdist's strategies actually hold:
   * single / ddp: fp32 parameters (models load in fp32) with autocast; fp32 gradients; DDP's reducer keeps a
     second fp32 copy of the gradients in its buckets (`gradient_as_bucket_view` is off).
   * fsdp (FSDP2): fp32 sharded parameters, gradients and optimizer state (16 B per trainable parameter / N),
-    plus the unsharded compute-dtype copy of the layers being computed (and the root, which FSDP2 does not
-    reshard after forward), and the unsharded fp32 gradients of the layer being reduced.
+    plus the unsharded compute-dtype copy of the layers being computed (and of the root while it computes
+    and resharded for the loss: ftdist sets reshard_after_forward on it too), and the unsharded fp32 gradients
+    of the layer being reduced.
   * deepspeed: DeepSpeed's own accounting (runtime/zero/stage_1_and_2.py, stage3.py): 16-bit parameters,
     16-bit + fp32 gradient partitions, fp32 master weights and optimizer state per partition; ZeRO-3 gathers
     up to 4 x the largest parameter at once. LoRA: only trainable parameters carry the 16 extra bytes.
 Activations: per decoder layer and token, SDPA attention, (6h + 2kv + 4i) values for a gated MLP
 ((6h + 2kv + 2i) otherwise) in the compute dtype, plus fp32 norm inputs under 16-bit compute; eager attention
 adds the score matrices. Checkpointing keeps each layer's input and recomputes one layer at a time.
-The logits term: V x tokens in the compute dtype, the fp32 copy the loss makes, and log_softmax's output.
+The logits term (V x tokens): in forward the compute-dtype logits, the fp32 copy the loss makes and log_softmax's
+output live together for a moment; once `token_loss_sum` returns only log_softmax's output stays, and its
+backward holds that output, its gradient and the gradient of the logits (plus its cast to the compute dtype).
 
 The peak is the largest of three phases of a steady-state step (optimizer state already allocated):
 end of forward, backward (its start, with the logits' gradient, and its end, with all gradients), and the
@@ -170,8 +173,8 @@ class Activations:
     layer_input: int  # what checkpointing keeps per layer
     saved_all: int  # every layer's saved tensors at the end of forward (checkpointing or not)
     outer: int  # embeddings output and final norm
-    logits_forward: int  # logits + fp32 copy + log_softmax, alive from the loss to its backward
-    logits_backward: int  # the extra gradient buffers of the logits at the start of backward
+    logits_forward: int  # logits + fp32 copy + log_softmax output, while the loss is computed
+    logits_backward: int  # log_softmax output + its gradient + the logits' gradient (fp32, and cast)
 
 
 def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
@@ -197,7 +200,7 @@ def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     saved = shape.layers * (layer_input if cand.checkpointing else layer)
     upcast = 4 if c < 4 else 0
     logits_fwd = tokens * shape.vocab * (c + upcast + 4)
-    logits_bwd = tokens * shape.vocab * (4 + c)
+    logits_bwd = tokens * shape.vocab * (12 + (c if c < 4 else 0))
     return Activations(layer, layer_input, saved, 2 * tokens * h * c, logits_fwd, logits_bwd)
 
 
@@ -213,7 +216,7 @@ def _phases(
     accumulated = grads if w.grad_accum > 1 else 0  # gradients from earlier micro-steps stay through forward
 
     # Compute-dtype copies that exist only while a step runs.
-    fwd_extra = bwd_extra = 0
+    fwd_extra = bwd_extra = root = 0
     if cand.strategy in ("single", "ddp") and c < w.param_bytes:
         matmul = shape.layers * shape.layer_linear_params() + shape.vocab * shape.hidden
         # Autocast caches casts of trainable weights for the whole forward; casts of a frozen (lora) base are
@@ -222,9 +225,10 @@ def _phases(
             fwd_extra = bwd_extra = c * matmul
         out.device["autocast_copies"] = fwd_extra
     if cand.strategy == "fsdp":
-        # The root (embeddings, head) stays unsharded from forward to backward (FSDP2 does not reshard it),
-        # plus the layer computing; with more than one rank, its all-gather output (forward) and its gradient's
-        # reduce-scatter input (backward) are one more layer each (FSDPMemTracker's ALL_GATHER / REDUCE_SCATTER).
+        # The root (embeddings, head) while it computes: ftdist passes reshard_after_forward=true to the root too,
+        # so it is resharded while the loss runs and gathered again for the head's backward. Plus the layer
+        # computing; with more than one rank, its all-gather output (forward) and its gradient's reduce-scatter
+        # input (backward) are one more layer each (FSDPMemTracker's ALL_GATHER / REDUCE_SCATTER).
         dtype = c if c < 4 else 4
         unit = dtype * layer_params
         root = dtype * (shape.embedding_params() + shape.head_params())
@@ -245,18 +249,18 @@ def _phases(
 
     recompute = act.layer if cand.checkpointing else 0
     out.device["activations"] = act.saved_all + act.outer + recompute
-    out.device["logits"] = act.logits_forward + act.logits_backward
+    out.device["logits"] = max(act.logits_forward, act.logits_backward)
     sharded = cand.strategy in ("fsdp", "deepspeed")
     head_grad = int(4 * shape.vocab * shape.hidden * trainable_frac) // (n if sharded else 1)
-    temporaries = 2 * 4 * shape.largest_param() if w.optimizer in ("adamw", "sgd") else 4 * shape.largest_param() // 4
+    # The step's scratch: about one fp32 copy of the largest parameter (fused AdamW, as ftdist builds it, and the
+    # per-parameter loop of foreach=False); bitsandbytes' 8-bit kernels work in blocks (a quarter of that).
+    temporaries = 4 * shape.largest_param() if w.optimizer in ("adamw", "sgd") else shape.largest_param()
     out.device["temporaries"] = temporaries
 
     forward = persistent + accumulated + fwd_extra + act.saved_all + act.outer + act.logits_forward
     # Backward: at the loss (the logits' gradients), then through the layers from the top (all saved tensors,
     # one layer recomputed) to the bottom (every gradient).
-    at_loss = (
-        persistent + accumulated + bwd_extra + act.saved_all + act.outer + act.logits_forward + act.logits_backward
-    )
+    at_loss = persistent + accumulated + bwd_extra - root + act.saved_all + act.outer + act.logits_backward
     workspace = act.layer // 2  # gradients of one layer's intermediates while its backward runs
     top = persistent + accumulated + bwd_extra + act.saved_all + head_grad + recompute + workspace
     bottom = persistent + max(grads, accumulated) + bwd_extra + max(act.layer, recompute) + workspace
