@@ -12,7 +12,7 @@ from typing import Any
 
 from ftdist.errors import FtdistError
 from ftdist.planner.candidates import candidate_from_config, enumerate_candidates
-from ftdist.planner.hardware import Hardware, preset
+from ftdist.planner.hardware import Hardware, human, preset
 from ftdist.planner.recommend import Plan, evaluate, pick, plan, what_would_fit
 from ftdist.planner.workload import workload_from_config
 
@@ -64,7 +64,7 @@ def recommend_for_config(config: Any, world_size: int, hardware: Hardware | str)
             f"at micro-batch {workload.micro_batch} x {workload.seq_len} tokens. What would: {advice}"
         )
     reason = (
-        f"{best.candidate.label} needs {best.estimate.needs / 2**30:.1f} GiB per device on {hw.describe()}, "
+        f"{best.candidate.label} needs {human(best.estimate.needs)} per device on {hw.describe()}, "
         f"the fastest of {sum(r.fits for r in rows)} combinations that fit ({best.tokens_per_s:,.0f} tokens/s "
         "by the planner's cost model)"
     )

@@ -74,6 +74,11 @@ class Hardware:
         return replace(self, gpus_per_node=gpus_per_node, nodes=nodes)
 
 
+def human(size: float) -> str:
+    """'62.6 GiB', or MiB below a GiB (tiny models)."""
+    return f"{size / GiB:.1f} GiB" if size >= GiB else f"{size / MiB:.1f} MiB"
+
+
 def parse_bytes(text: str, what: str = "--gpu-mem") -> int:
     """'80GiB', '80GB', '80G' (GiB), '512 MiB', or a number of bytes."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?)B?\s*", text, flags=re.IGNORECASE)
@@ -98,7 +103,8 @@ def preset(name: str) -> Device:
 def cpu_device() -> Device:
     """This machine's CPU, with its physical memory as the device memory (training on CPU)."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return Device(f"CPU ({os.cpu_count()} cores)", memory, 0.05 * (os.cpu_count() or 1), 0, kind="cpu", bf16=False)
+    # Ranks on one CPU talk through gloo over shared memory: a nominal 5 GB/s.
+    return Device(f"CPU ({os.cpu_count()} cores)", memory, 0.05 * (os.cpu_count() or 1), 5, kind="cpu", bf16=False)
 
 
 def build_hardware(gpu: str | None, gpu_mem: str | None, gpus: int, nodes: int, cpu_mem: str | None) -> Hardware:

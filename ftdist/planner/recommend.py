@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ftdist.planner.analytic import Estimate, estimate
 from ftdist.planner.candidates import Candidate, enumerate_candidates
 from ftdist.planner.cost import step_seconds, tokens_per_second
-from ftdist.planner.hardware import GPU_LADDER, PRESETS, GiB, Hardware
+from ftdist.planner.hardware import GPU_LADDER, PRESETS, GiB, Hardware, human
 from ftdist.planner.workload import Workload
 
 SAFETY = 0.10  # headroom a recommendation keeps on the device (allocator spikes, longer sequences)
@@ -50,7 +50,7 @@ def evaluate(workload: Workload, candidate: Candidate, hardware: Hardware) -> Ro
     device_ok = est.needs - pages <= memory
     why = ""
     if not device_ok:
-        why = f"needs {est.needs / GiB:.1f} GiB per device"
+        why = f"needs {human(est.needs)} per device"
     elif not host_ok:
         why = f"needs {host_need / GiB:.0f} GiB host RAM per node"
     seconds = step_seconds(workload, candidate, hardware, est)
@@ -76,10 +76,12 @@ def plan(workload: Workload, hardware: Hardware, candidates: list[Candidate] | N
 
 
 def pick(rows: list[Row]) -> Row | None:
-    """Fastest of those that fit with headroom; failing that, fastest of those that fit at all."""
+    """Fastest of those that fit with headroom; failing that, fastest of those that fit at all. Within 1% of
+    the fastest (the cost model cannot tell them apart), the simplest: the first in enumeration order."""
     for pool in ([r for r in rows if r.fits_with_margin], [r for r in rows if r.fits]):
         if pool:
-            return max(pool, key=lambda r: (r.tokens_per_s, -r.estimate.needs))
+            fastest = max(r.tokens_per_s for r in pool)
+            return next(r for r in pool if r.tokens_per_s >= 0.99 * fastest)
     return None
 
 
@@ -87,11 +89,11 @@ def _reason(best: Row, rows: list[Row]) -> str:
     fitting = sum(r.fits for r in rows)
     head = "fits with" if best.fits_with_margin else "fits, but without"
     text = (
-        f"{best.candidate.label}: {best.estimate.needs / GiB:.1f} GiB per device ({head} {SAFETY:.0%} headroom), "
+        f"{best.candidate.label}: {human(best.estimate.needs)} per device ({head} {SAFETY:.0%} headroom), "
         f"fastest of {fitting} that fit at {best.tokens_per_s:,.0f} tokens/s"
     )
     if best.pages:
-        text += f"; the paged optimizer moves {best.pages / GiB:.1f} GiB to the host"
+        text += f"; the paged optimizer moves {human(best.pages)} to the host"
     return text
 
 
@@ -123,7 +125,7 @@ def what_would_fit(workload: Workload, hardware: Hardware) -> list[str]:
 
 def _fits_on(workload: Workload, hardware: Hardware) -> str:
     best = pick([evaluate(workload, cand, hardware) for cand in enumerate_candidates(workload, hardware)])
-    return f"{best.candidate.label} at {best.estimate.needs / GiB:.1f} GiB per device" if best else ""
+    return f"{best.candidate.label} at {human(best.estimate.needs)} per device" if best else ""
 
 
 def _bigger_worlds(hardware: Hardware) -> list[tuple[int, int]]:

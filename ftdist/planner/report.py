@@ -10,8 +10,12 @@ from ftdist.planner.recommend import Plan, Row
 COLUMNS = ("weights", "lora_weights", "gradients", "master_weights", "optimizer", "activations", "logits")
 
 
-def _gib(value: int | float) -> str:
-    return f"{value / GiB:.1f}"
+UNIT = {"GiB": GiB, "MiB": 2**20}
+
+
+def _unit(plan: Plan) -> str:
+    """GiB for real models, MiB for the tiny ones (whose plans would read 0.0 everywhere)."""
+    return "GiB" if max(r.estimate.needs for r in plan.rows) >= GiB else "MiB"
 
 
 def render_table(plan: Plan) -> str:
@@ -42,11 +46,15 @@ def render_table(plan: Plan) -> str:
         "tok/s",
     ]
     lines = [names]
+    unit = _unit(plan)
+
+    def _gib(value: int | float) -> str:
+        return f"{value / UNIT[unit]:.1f}"
+
     for row in plan.rows:
         d, est = row.estimate.device, row.estimate
         main = ("weights", "gradients", "optimizer", "activations", "logits")
         weights = d.get("weights", 0) + d.get("lora_weights", 0) + d.get("master_weights", 0)
-        other = est.peak - 0  # shown as peak minus the listed components is misleading: list the rest summed
         other = sum(v for k, v in d.items() if k not in (*main, "lora_weights", "master_weights"))
         fits = "yes" if row.fits_with_margin else ("tight" if row.fits else "no")
         if row.fits and row.pages:
@@ -76,9 +84,9 @@ def render_table(plan: Plan) -> str:
     ]
     foot = [
         "",
-        "GiB per device; components are each one's largest size, `peak` the largest phase (forward, backward, "
+        f"{unit} per device; components are each one's largest size, `peak` the largest phase (forward, backward, "
         "optimizer step), `need` = peak + framework margin (CUDA context, allocator slack, NCCL buffers); "
-        "`host` GiB per node (model load, offloaded states).",
+        f"`host` {unit} per node (model load, offloaded states).",
     ]
     if plan.best:
         foot.append(f"recommended: {plan.reason}")

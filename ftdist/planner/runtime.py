@@ -17,7 +17,7 @@ import torch
 
 from ftdist.errors import FtdistError
 from ftdist.planner.candidates import candidate_from_config
-from ftdist.planner.hardware import Device, GiB, Hardware, cpu_device
+from ftdist.planner.hardware import Device, Hardware, cpu_device, human
 from ftdist.planner.recommend import evaluate
 from ftdist.planner.workload import workload_from_config
 
@@ -58,7 +58,7 @@ class MemoryCheck:
             return f"memory: no planner estimate ({self.reason})"
         where = "per GPU (max_memory_allocated)" if self.device.type == "cuda" else "RSS rise"
         verdict = "" if self.fits else " - MORE than this device has: expect an out-of-memory error"
-        return f"memory: planner predicts a peak of {self.predicted / GiB:.2f} GiB {where} for {self.label}{verdict}"
+        return f"memory: planner predicts a peak of {human(self.predicted)} {where} for {self.label}{verdict}"
 
     def measure(self) -> dict[str, float]:
         """Metrics for metrics.jsonl: measured and predicted peak bytes, and their ratio."""
@@ -76,10 +76,10 @@ class MemoryCheck:
     @staticmethod
     def summary(metrics: dict[str, float]) -> str:
         measured = metrics.get("peak_memory_bytes", metrics.get("peak_rss_rise_bytes", 0))
-        text = f"memory: measured peak {measured / GiB:.2f} GiB"
+        text = f"memory: measured peak {human(measured)}"
         if "predicted_peak_bytes" in metrics:
-            predicted, ratio = metrics["predicted_peak_bytes"] / GiB, metrics["peak_memory_ratio"]
-            text += f", planner predicted {predicted:.2f} GiB ({ratio:.2f}x)"
+            predicted, ratio = metrics["predicted_peak_bytes"], metrics["peak_memory_ratio"]
+            text += f", planner predicted {human(predicted)} ({ratio:.2f}x)"
         return text
 
 
