@@ -59,6 +59,8 @@ CASES = [
     ("Code Llama 7B QLoRA", "15", qlora(CODE7, 2, 4096), True, "b2 s4096 r64 all-linear ckpt"),
     ("7B full FT", "fills 80", full(LLAMA7, 4, 2048, param_bytes=2), True, "b4 s2048 fp16 pure 16-bit, paged 8-bit"),
     ("7B full FT", "fills 80", full(LLAMA7, 2, 4096, param_bytes=2), True, "b2 s4096 fp16 pure 16-bit, paged 8-bit"),
+    ("7B full FT", "fills 80", full(LLAMA7, 4, 2048, param_bytes=2), False, "b4 s2048 fp16 pure 16-bit, no ckpt"),
+    ("7B full FT", "fills 80", full(LLAMA7, 2, 2048, param_bytes=2), False, "b2 s2048 fp16 pure 16-bit, no ckpt"),
     ("7B full FT", "fills 80", full(LLAMA7, 2, 2048), True, "b2 s2048 fp16, ftdist as shipped (fp32 master)"),
     ("13B full FT", "fills 80", full(LLAMA13, 2, 2048, param_bytes=2), True, "b2 s2048 fp16 pure 16-bit, paged 8-bit"),
     ("13B full FT", "fills 80", full(LLAMA13, 4, 4096, param_bytes=2), True, "b4 s4096 fp16 pure 16-bit, paged 8-bit"),

@@ -227,3 +227,12 @@ def test_plan_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_apple_preset_and_plain_memory_size(capsys) -> None:
+    code, body = plan_json(capsys, str(CONFIGS / "tiny_llama_full.yaml"), "--gpu", "m1-16")
+    assert code == 0 and body["hardware"]["device"] == "Apple M1 16GB"
+    assert body["hardware"]["device_bytes"] < 16 * GiB  # the share Metal lets one process wire
+    code, body = plan_json(capsys, str(CONFIGS / "qlora_llama2_7b_sql.yaml"), "--gpu-mem", "24GiB")
+    assert code == 0 and body["hardware"]["device_bytes"] == 24 * GiB
+    assert body["model"]["from_catalogue"] is True

@@ -45,7 +45,7 @@ class MemoryCheck:
         self.predicted: int | None = None
         self.label = ""
         try:
-            hardware = _hardware(device, world_size)
+            hardware = hardware_for_device(device, world_size)
             workload = replace(workload_from_config(config), precision=precision)
             row = evaluate(workload, candidate_from_config(config.strategy, world_size), hardware)
             self.predicted, self.label = row.estimate.peak, row.candidate.label
@@ -83,7 +83,8 @@ class MemoryCheck:
         return text
 
 
-def _hardware(device: torch.device, world_size: int) -> Hardware:
+def hardware_for_device(device: torch.device, world_size: int) -> Hardware:
+    """This job's hardware from the running device (for `strategy: auto` at launch and the run-time check)."""
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
     nodes = max(1, world_size // max(1, per_node))
     if device.type == "cuda":
