@@ -103,7 +103,7 @@ def _model_states(w: Workload, cand: Candidate, hw: Hardware, c: int, out: Estim
         dev["optimizer"] = opt * trainable
         if cand.strategy == "ddp":
             dev["ddp_buckets"] = dev["gradients"]
-        host["model_load"] = 0 if w.method == "qlora" else 4 * total * hw.gpus_per_node
+        host["model_load"] = 0 if w.method == "qlora" else 4 * total * min(cand.world, hw.gpus_per_node)
     elif cand.strategy == "fsdp":
         dev["weights"] = 4 * (total - trainable) // n if w.adapters else 4 * total // n
         if w.adapters:

@@ -1,13 +1,16 @@
 """`ftdist plan --simulate`: ftdist's own FSDP2 wrapping on fake tensors, measured by FSDPMemTracker.
 
 The recipe (notes/planner.md): a fake process group of the planned world size (FakeStore, backend "fake"), the
-device mesh made outside FakeTensorMode, the HF model built on the meta device and materialised with
-`to_empty` inside it (fake CPU tensors: no memory, no data), then `FullyShardedDataParallel.prepare` from
-ftdist/strategies/fsdp.py (the real wrapping: checkpoint wrappers, one unit per layer, the root), ftdist's
-loss, two real optimizer steps (AdamW with foreach=False: foreach inflates fake-mode peaks about 13x at world
-8), and the tracker's peak after the first step. CUDA cannot be faked through FSDP2 on a CPU-only torch, so it
-simulates on CPU and the CUDA margin is the analytic one. bitsandbytes (4-bit bases, 8-bit and paged
-optimizers) cannot run on fake tensors: those plans simulate with a 16-bit base / fp32 AdamW and say so.
+device mesh made outside FakeTensorMode, the HF model built on the meta device (with ftdist's method applied),
+then `FullyShardedDataParallel.prepare` from ftdist/strategies/fsdp.py on it (the real wrapping: checkpoint
+wrappers, one unit per layer, the root; on meta, its `.to(device)` is a no-op), `to_empty` inside
+FakeTensorMode (fake CPU storage: no memory, no data), ftdist's loss and `accumulating`, two real optimizer
+steps (AdamW with foreach=False: foreach inflates fake-mode peaks about 13x at world 8), and the tracker's
+peak. DDP, DeepSpeed and single are not simulated: DDP's reducer and DeepSpeed's engine allocate their
+buffers from materialised parameters at construction, which this order does not give them. CUDA cannot be
+faked through FSDP2 on a CPU-only torch, so it simulates on CPU and the CUDA margin is the analytic one.
+bitsandbytes (4-bit bases, 8-bit and paged optimizers) cannot run on fake tensors: those plans simulate with a
+16-bit base / fp32 AdamW and say so.
 """
 
 from __future__ import annotations
