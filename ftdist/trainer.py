@@ -28,6 +28,7 @@ from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters, model_width
 from ftdist.optim import build_optimizer, build_scheduler
+from ftdist.planner.runtime import MemoryCheck
 from ftdist.preemption import PreemptionFlag
 from ftdist.preflight import World, preflight
 from ftdist.progress import LogWindow, ProgressView
@@ -162,6 +163,7 @@ class Trainer:
         self.precision = pick_precision(cfg.precision, self.device, model_width(cfg))
         preflight(cfg, World(self.env.world_size, self.device.type))  # the launcher ran it too; the world may differ
         init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
+        self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
         method = method_class(cfg.method.name)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision, method.state_filter)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
@@ -190,6 +192,7 @@ class Trainer:
             publish_text(self.run_dir / "config.yaml", dump_config(cfg))  # a full disk here is one paragraph too
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
+        self.view.say(self.memory.banner())
         if resume_notes:
             self.view.say(resume_notes)
 
@@ -303,6 +306,8 @@ class Trainer:
         if self.config.checkpoint.every and not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
             self.save_checkpoint()  # checkpoint.every: 0 writes none; final/ below is the run's output
         final_dir = self.export_final()
+        memory = self.memory.measure()  # before generation adds its own peak
+        self.log(**memory)
         if self.env.is_main:
             self.view.close()
             from ftdist.finish import write_run_artifacts
@@ -314,6 +319,7 @@ class Trainer:
 
                 model = load_pretrained(str(final_dir)).to(self.device)
             write_run_artifacts(self.config, self.run_dir, model, self.tokenizer, self.device)
+            self.view.say(self.memory.summary(memory))
             self.view.say(f"done: step {self.step}, final model in {final_dir}")
         return TrainResult(self.run_dir, self.step, final_dir, metrics=self.last_eval)
 
