@@ -13,7 +13,7 @@ import sys
 from ftdist.errors import FtdistError
 
 # Subcommand modules, in --help order. A new subcommand is a new module and one entry here.
-COMMANDS = ["train", "validate", "prepare", "generate", "merge", "export", "launch"]
+COMMANDS = ["train", "validate", "prepare", "generate", "eval", "compare", "merge", "export", "launch"]
 
 
 def build_parser() -> argparse.ArgumentParser:
