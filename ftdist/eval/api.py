@@ -52,9 +52,10 @@ def evaluate(
     rank: int = 0,
     world_size: int = 1,
     progress: bool = True,
+    run_config: Any = None,
 ) -> Results:
     """Every task's (result, rows), in order."""
-    context = EvalContext(model, tokenizer, device, run_dir)
+    context = EvalContext(model, tokenizer, device, run_dir, run_config)
     return {task.name: run_task(task, context, rank, world_size, progress) for task in tasks}
 
 

@@ -65,6 +65,7 @@ class RunEval:
             self.env.rank,
             self.env.world_size,
             progress=self.config.tracking.progress,
+            run_config=self.config,
         )
         if self.env.is_main:
             write_results(self.folder / stage, source, results)

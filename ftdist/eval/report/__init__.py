@@ -18,7 +18,7 @@ from ftdist.eval.report.sources import Model, columns, read_sources, run_stats, 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}.up{color:#1a7f37}.down{color:#c62828}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .flag{background:#fff4e5;border:1px solid #f0a030;padding:8px 12px;margin:1em 0}img{max-width:100%}
 .ok{color:#1a7f37}.bad{color:#c62828}pre{white-space:pre-wrap;margin:0;font-size:13px}"""
 # Counts the plots that decoded, for tests that open the page in a headless browser.
@@ -160,11 +160,7 @@ def _html_table(table: Table) -> str:
     for row in rows:
         cells = []
         for cell in row:
-            css = "num" if _is_number(cell) else ""
-            if cell.startswith("+") and _is_number(cell):
-                css += " up"
-            elif cell.startswith("-") and _is_number(cell) and cell != "-":
-                css += " down"
+            css = "num" if _is_number(cell) else ""  # differences stay uncoloured: lower perplexity is better
             text = html.escape(cell).replace(" ✓", ' <span class="ok">✓</span>').replace(" ✗", ' <span class="bad">✗</span>')
             cells.append(f'<td class="{css.strip()}"><pre>{text}</pre></td>' if "\n" in cell else f'<td class="{css.strip()}">{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -30,6 +30,7 @@ class EvalContext:
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     run_dir: Path | None = None
+    run_config: Any = None  # the run's RunConfig, when known (the trainer passes its own; else config.yaml)
 
 
 class Task(ABC):

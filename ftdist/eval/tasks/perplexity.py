@@ -53,7 +53,9 @@ class PerplexityTask(Task):
         from ftdist.env import DistEnv
         from ftdist.export import run_config_for
 
-        config = run_config_for(self.context.run_dir) if self.context.run_dir else None
+        config = self.context.run_config
+        if config is None and self.context.run_dir is not None:
+            config = run_config_for(self.context.run_dir)
         if config is None:
             raise FtdistError(
                 "task perplexity without --data needs a run folder (its config.yaml names the val split); "
