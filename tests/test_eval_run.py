@@ -32,10 +32,12 @@ def _run_config(base: Path, run_dir: Path, qa: Path, method: str) -> dict:
         "train": {"max_steps": 12, "micro_batch_size": 8, "eval_every": 6, "eval_batches": 2, "log_every": 3},
         "checkpoint": {"every": 0},
         "tracking": {"progress": False},
-        "eval": {"tasks": [
-            {"task": "qa", "path": str(qa), "max_new_tokens": 6, "stop": ["\n"]},
-            {"task": "perplexity", "limit": 4},
-        ]},  # fmt: skip
+        "eval": {
+            "tasks": [
+                {"task": "qa", "path": str(qa), "max_new_tokens": 6, "stop": ["\n"]},
+                {"task": "perplexity", "limit": 4},
+            ]
+        },  # fmt: skip
     }
 
 
@@ -88,7 +90,10 @@ def test_end_of_run_summary_shows_base_tuned_and_change(runs, capsys, tmp_path):
 def test_perplexity_on_the_run_val_split_by_command(runs, tmp_path):
     _, folders = runs
     out = tmp_path / "ppl"
-    assert main(["eval", str(folders["full"]), "--task", "perplexity", "--limit", "4", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["eval", str(folders["full"]), "--task", "perplexity", "--limit", "4", "--out", str(out), "--no-progress"])
+        == 0
+    )
     ours = json.loads(out.with_suffix(".json").read_text())["results"]["perplexity"]["metrics"]
     in_run = json.loads((folders["full"] / "eval" / "tuned.json").read_text())["results"]["perplexity"]["metrics"]
     assert ours == pytest.approx(in_run)

@@ -57,7 +57,7 @@ def test_cut_response_stops_at_the_first_stop_string():
 
 
 def test_sql_normalization_ignores_formatting_only():
-    assert normalize_sql('SELECT  count( * ) FROM singer ;') == normalize_sql("select count(*) from singer")
+    assert normalize_sql("SELECT  count( * ) FROM singer ;") == normalize_sql("select count(*) from singer")
     assert normalize_sql("select name from singer") != normalize_sql("select name from concert")
 
 

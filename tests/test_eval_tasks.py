@@ -113,7 +113,10 @@ def test_evaluate_api_equals_the_command(tiny, tmp_path):
     config = EvalTaskConfig(task="qa", path=BIBLE, limit=3, max_new_tokens=4)
     (result, rows), = evaluate(model, tokenizer, [config], torch.device("cpu"), progress=False).values()  # fmt: skip
     out = tmp_path / "qa"
-    assert _eval(str(tiny), "--task", "qa", "--data", BIBLE, "--limit", "3", "--max-new-tokens", "4", "--out", str(out)) == 0
+    assert (
+        _eval(str(tiny), "--task", "qa", "--data", BIBLE, "--limit", "3", "--max-new-tokens", "4", "--out", str(out))
+        == 0
+    )
     assert [r["response"] for r in _rows(out)] == [r["response"] for r in rows]
 
 

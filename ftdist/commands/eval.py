@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
             model, tokenizer, [config], device, run_dir_of(args.model), env.rank, env.world_size, not args.no_progress
         )
         if env.is_main:
-            path = write_results(Path(args.out) if args.out else default_out(args.model, config.name), args.model, results)
+            path = write_results(
+                Path(args.out) if args.out else default_out(args.model, config.name), args.model, results
+            )
             print(format_metrics(results))
             print(f"results: {path} (rows: {path.with_suffix('.jsonl')})")
     finally:

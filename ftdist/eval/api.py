@@ -25,12 +25,12 @@ def load_model_for_eval(run_or_model: str | Path, device: torch.device) -> tuple
     path = Path(run_or_model)
     if not path.exists():
         raise FtdistError(f"{run_or_model} does not exist; pass a run folder (runs/NAME) or a model folder")
-    if (path / "config.yaml").exists() and not any((path / name).exists() for name in ("final", "checkpoints")):
-        if not (path / "config.json").exists():
-            raise FtdistError(
-                f"{path} is a run folder with no model yet (no final/ and no checkpoints/): the run did not get to "
-                "save one. Train it (ftdist train) or pass the model folder it started from"
-            )
+    no_model = not any((path / name).exists() for name in ("final", "checkpoints", "config.json"))
+    if (path / "config.yaml").exists() and no_model:
+        raise FtdistError(
+            f"{path} is a run folder with no model yet (no final/ and no checkpoints/): the run did not get to "
+            "save one. Train it (ftdist train) or pass the model folder it started from"
+        )
     return load_for_generation(path, device)
 
 

@@ -22,7 +22,7 @@ def read_jsonl(spec: str, key: str = "path") -> tuple[Path, list[dict[str, Any]]
         except json.JSONDecodeError as error:
             raise FtdistError(f"{path}, line {number}: not valid JSON ({error.msg}); fix or remove that line") from None
         if not isinstance(record, dict):
-            raise FtdistError(f"{path}, line {number}: expected a JSON object like {{\"question\": ...}}")
+            raise FtdistError(f'{path}, line {number}: expected a JSON object like {{"question": ...}}')
         record["_line"] = number
         records.append(record)
     if not records:

@@ -17,7 +17,8 @@ from ftdist.eval.report.sources import Model, columns, read_sources, run_stats, 
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .flag{background:#fff4e5;border:1px solid #f0a030;padding:8px 12px;margin:1em 0}img{max-width:100%}
 .ok{color:#1a7f37}.bad{color:#c62828}pre{white-space:pre-wrap;margin:0;font-size:13px}"""
@@ -161,8 +162,16 @@ def _html_table(table: Table) -> str:
         cells = []
         for cell in row:
             css = "num" if _is_number(cell) else ""  # differences stay uncoloured: lower perplexity is better
-            text = html.escape(cell).replace(" ✓", ' <span class="ok">✓</span>').replace(" ✗", ' <span class="bad">✗</span>')
-            cells.append(f'<td class="{css.strip()}"><pre>{text}</pre></td>' if "\n" in cell else f'<td class="{css.strip()}">{text}</td>')
+            text = (
+                html.escape(cell)
+                .replace(" ✓", ' <span class="ok">✓</span>')
+                .replace(" ✗", ' <span class="bad">✗</span>')
+            )
+            cells.append(
+                f'<td class="{css.strip()}"><pre>{text}</pre></td>'
+                if "\n" in cell
+                else f'<td class="{css.strip()}">{text}</td>'
+            )
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -182,7 +191,10 @@ def _html(cols, flags, tables, sample_tables, pictures) -> str:
         parts += ["<h2>Runs</h2>", _html_table(tables["runs"])]
     for title, _, png in pictures:
         data = base64.b64encode(png).decode()
-        parts += [f"<h2>{html.escape(title)}</h2>", f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"]
+        parts += [
+            f"<h2>{html.escape(title)}</h2>",
+            f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>",
+        ]
     if tables["overlap"][1]:
         parts += ["<h2>Overlap</h2>", _html_table(tables["overlap"])]
     for label, table in sample_tables:

@@ -9,8 +9,6 @@ from ftdist.eval.tasks.questions import QuestionsTask
 from ftdist.eval.tasks.score import ScoreTask
 from ftdist.eval.tasks.sql import SQLTask
 
-TASKS: dict[str, type[Task]] = {
-    task.name: task for task in (PerplexityTask, QATask, SQLTask, QuestionsTask, ScoreTask)
-}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (PerplexityTask, QATask, SQLTask, QuestionsTask, ScoreTask)}
 
 __all__ = ["TASKS", "EvalContext", "GenerationTask", "Task"]

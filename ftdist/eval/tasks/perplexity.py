@@ -72,7 +72,9 @@ class PerplexityTask(Task):
                 for s in range(0, len(ids) - size, size)
             ]
         rows = len(split["input_ids"])  # prepared recipes: packed or padded rows, labels already aligned
-        return [{"input_ids": split["input_ids"][r].tolist(), "labels": split["labels"][r].tolist()} for r in range(rows)]
+        return [
+            {"input_ids": split["input_ids"][r].tolist(), "labels": split["labels"][r].tolist()} for r in range(rows)
+        ]
 
     def size(self, item: dict[str, Any]) -> int:
         return len(item["input_ids"])

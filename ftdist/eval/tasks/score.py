@@ -55,4 +55,8 @@ class ScoreTask(QuestionsTask):
         rewards = [row["reward"] for row in rows]
         average = mean(rewards)
         spread = mean([(r - average) ** 2 for r in rewards]) ** 0.5
-        return {"mean_reward": average, "reward_std": spread, "mean_response_chars": mean([len(r["response"]) for r in rows])}
+        return {
+            "mean_reward": average,
+            "reward_std": spread,
+            "mean_response_chars": mean([len(r["response"]) for r in rows]),
+        }

@@ -70,4 +70,7 @@ class SQLTask(GenerationTask):
         return {**row, "response": response, "valid": error is None, "error": error, "correct": match}
 
     def summarize(self, rows: list[Row]) -> dict[str, float]:
-        return {"valid": mean([float(r["valid"]) for r in rows]), "exact_match": mean([float(r["correct"]) for r in rows])}
+        return {
+            "valid": mean([float(r["valid"]) for r in rows]),
+            "exact_match": mean([float(r["correct"]) for r in rows]),
+        }
