@@ -108,10 +108,25 @@ def _sliding_window(model: PreTrainedModel, ids: torch.Tensor, settings: Generat
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    try:
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    except Exception as error:  # tokenizers raises its own Exception type for characters outside the vocabulary
+        unknown = sorted({char for char in prompt if not _encodable(tokenizer, char)})
+        raise FtdistError(
+            f"the tokenizer cannot encode the prompt {prompt[:60]!r}... ({error}); a character-level vocabulary built "
+            f"from the training text lacks {unknown or 'some characters'}: use prompts made of the training text's "
+            "characters, or a model with a real tokenizer"
+        ) from None
     if not ids:
         raise FtdistError("the prompt is empty after tokenization; give at least one character")
     return ids
+
+
+def _encodable(tokenizer: PreTrainedTokenizerBase, text: str) -> bool:
+    try:
+        return bool(tokenizer(text, add_special_tokens=False)["input_ids"])
+    except Exception:
+        return False
 
 
 def _decode_new(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
