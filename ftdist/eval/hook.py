@@ -32,14 +32,17 @@ class RunEval:
 
     def before_training(self, tokenizer) -> None:
         """Evaluate the base once (a resumed run keeps the file it wrote the first time)."""
-        from ftdist.models import base_folder, load_pretrained
+        from ftdist.export import _load_base
+        from ftdist.models import base_folder
 
         if not (self.enabled and self.config.eval.base) or (self.folder / f"{BASE}.json").exists():
             return
         folder = base_folder(self.config, tokenizer)
         if folder is None:  # method: pretrain starts from random weights: there is no base to compare with
             return
-        model = load_pretrained(str(folder), trust_remote_code=self.config.model.trust_remote_code).to(self.device)
+        # Loaded as `final/`'s adapters will find it: a QLoRA base 4-bit quantized then de-quantized, so the
+        # comparison measures the training, not the quantization.
+        model = _load_base(Path(folder), self.config).to(self.device)
         self._run(BASE, str(folder), model, tokenizer)
         del model
 
