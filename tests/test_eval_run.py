@@ -192,3 +192,17 @@ def test_report_renders_in_headless_chromium_without_network(runs, tmp_path):
     probe.write_text("<html><body><img src='http://ftdist-probe.test/x.png'></body></html>")
     _browse(flags, "--dump-dom", probe.as_uri())
     assert any("ftdist-probe.test" in r for r in trap.from_pages()), trap.requests
+
+
+def test_a_checkpoint_folder_evaluates_like_the_final_model(runs, tmp_path):
+    root, folders = runs
+    common = ["--task", "qa", "--data", str(root / "qa.jsonl"), "--max-new-tokens", "6", "--no-progress"]
+    for method in ("full", "lora"):
+        outs = []
+        for source in (folders[method], folders[method] / "checkpoints" / "step-12"):
+            outs.append(tmp_path / f"{method}-{source.name}")
+            assert main(["eval", str(source), *common, "--out", str(outs[-1])]) == 0
+        first, second = (o.with_suffix(".jsonl").read_text() for o in outs)
+        assert [json.loads(x)["response"] for x in first.splitlines()] == [
+            json.loads(x)["response"] for x in second.splitlines()
+        ]
