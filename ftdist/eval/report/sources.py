@@ -51,9 +51,14 @@ def _read_run(path: Path) -> Model:
             "that trained with an eval: section, or the .json files `ftdist eval` wrote"
         )
     results, source = {}, str(path / "final")
+    # `ftdist eval RUN --task T` writes eval/T.json: those results belong to the run's model too (tuned.json wins).
+    for extra in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
+        if extra.name not in ("base.json", "tuned.json"):
+            results.update(read_results(extra)["results"])
     if tuned.exists():
         summary = read_results(tuned)
-        results, source = summary["results"], summary.get("model", source)
+        results.update(summary["results"])
+        source = summary.get("model", source)
     base = None
     if (path / "eval" / "base.json").exists():
         summary = read_results(path / "eval" / "base.json")
