@@ -13,7 +13,8 @@ import sys
 from ftdist.errors import FtdistError
 
 # Subcommand modules, in --help order. A new subcommand is a new module and one entry here.
-COMMANDS = ["train", "validate", "plan", "prepare", "generate", "export", "launch"]  # export: also `merge`
+# export: also `merge`
+COMMANDS = ["train", "validate", "plan", "prepare", "generate", "eval", "compare", "export", "launch"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
 from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
 from ftdist.errors import FtdistError
+from ftdist.eval.hook import RunEval
 from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
 from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
@@ -174,6 +175,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.tokenizer, self.data = build_data(cfg, self.env)
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
+        self.run_eval = RunEval(cfg, self.run_dir, self.env, self.device)
+        self.run_eval.before_training(self.tokenizer)  # eval/base.json, when eval.tasks is set
         model = method.apply(build_model(cfg, self.tokenizer), cfg)
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
@@ -321,6 +324,9 @@ class Trainer:
             write_run_artifacts(self.config, self.run_dir, model, self.tokenizer, self.device)
             self.view.say(self.memory.summary(memory))
             self.view.say(f"done: step {self.step}, final model in {final_dir}")
+        summary = self.run_eval.after_training(final_dir)  # eval/tuned.json beside eval/base.json
+        if summary:
+            self.view.say(summary)
         return TrainResult(self.run_dir, self.step, final_dir, metrics=self.last_eval)
 
     def export_final(self) -> Path:

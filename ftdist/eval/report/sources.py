@@ -1,0 +1,112 @@
+"""What `ftdist compare` compares: each argument read into a `Model` (a tuned run, a base, or a result file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftdist.errors import FtdistError
+from ftdist.eval.results import read_results
+from ftdist.tracking import METRICS_FILE, read_metrics
+
+IGNORED_SETTINGS = {"batch_size", "label"}  # do not change the numbers (greedy decoding batches exactly)
+
+
+@dataclass
+class Model:
+    """One column of the report."""
+
+    name: str
+    source: str  # the model folder the results came from
+    results: dict[str, dict[str, Any]]  # task label -> result (with its rows)
+    events: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl of the run, if any
+    base: Model | None = None  # the run's own base evaluation, if any
+    is_base: bool = False
+
+
+def read_sources(sources: list[str]) -> list[Model]:
+    """Tuned models in argument order, each run's base attached (bases with the same source are one)."""
+    models, bases = [], {}
+    for spec in sources:
+        path = Path(spec)
+        if path.is_dir():
+            model = _read_run(path)
+        elif path.is_file():
+            summary = read_results(path)
+            model = Model(path.stem, summary.get("model", str(path)), summary["results"])
+        else:
+            raise FtdistError(f"{spec} does not exist; pass run folders (runs/NAME) or eval result .json files")
+        if model.base is not None:
+            model.base = bases.setdefault(model.base.source, model.base)
+        models.append(model)
+    return models
+
+
+def _read_run(path: Path) -> Model:
+    tuned = path / "eval" / "tuned.json"
+    if not (path / METRICS_FILE).exists() and not tuned.exists():
+        raise FtdistError(
+            f"{path} has neither {METRICS_FILE} nor eval/tuned.json: it is not a finished run. Pass a run folder "
+            "that trained with an eval: section, or the .json files `ftdist eval` wrote"
+        )
+    results, source = {}, str(path / "final")
+    # `ftdist eval RUN --task T` writes eval/T.json: those results belong to the run's model too (tuned.json wins).
+    for extra in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
+        if extra.name not in ("base.json", "tuned.json"):
+            results.update(read_results(extra)["results"])
+    if tuned.exists():
+        summary = read_results(tuned)
+        results.update(summary["results"])
+        source = summary.get("model", source)
+    base = None
+    if (path / "eval" / "base.json").exists():
+        summary = read_results(path / "eval" / "base.json")
+        base = Model(f"base ({Path(summary['model']).name})", summary["model"], summary["results"], is_base=True)
+    return Model(path.name, source, results, read_metrics(path), base)
+
+
+def columns(models: list[Model]) -> list[Model]:
+    """The report's columns: each distinct base first, then the models in argument order."""
+    seen: list[Model] = []
+    for model in models:
+        if model.base is not None and all(model.base is not b for b in seen):
+            seen.append(model.base)
+    return seen + models
+
+
+def settings_differences(models: list[Model]) -> dict[str, list[str]]:
+    """task label -> the settings that differ between the columns evaluating it (allowed, but flagged)."""
+    differences: dict[str, list[str]] = {}
+    for label in task_labels(models):
+        found = [m.results[label]["settings"] for m in models if label in m.results]
+        keys = sorted({k for s in found for k in s} - IGNORED_SETTINGS)
+        differing = [k for k in keys if len({repr(s.get(k)) for s in found}) > 1]
+        if differing:
+            differences[label] = differing
+    return differences
+
+
+def task_labels(models: list[Model]) -> list[str]:
+    labels: list[str] = []
+    for model in models:
+        labels += [label for label in model.results if label not in labels]
+    return labels
+
+
+def run_stats(model: Model) -> dict[str, float]:
+    """Throughput and memory a run logged (whatever metrics.jsonl holds), plus evaluation time."""
+    stats: dict[str, float] = {}
+    rates = [e["tokens_per_s"] for e in model.events if "tokens_per_s" in e]
+    if rates:
+        stats["train tokens/s (mean)"] = sum(rates) / len(rates)
+    steps = [e["step"] for e in model.events if "step" in e]
+    if steps:
+        stats["train steps"] = float(max(steps))
+    for event in model.events:
+        for key, value in event.items():
+            if isinstance(value, (int, float)) and ("peak" in key or key in ("wall_s", "elapsed_s", "train_wall_s")):
+                stats[key] = max(stats.get(key, float("-inf")), float(value))
+    if model.results:
+        stats["eval wall s"] = sum(r.get("wall_s", 0.0) for r in model.results.values())
+    return stats
