@@ -34,8 +34,9 @@ def preflight(config, world: World) -> None:
     from ftdist.methods import method_class
     from ftdist.strategies import strategy_class
 
-    problems = strategy_class(config.strategy.name).preflight(config, world)
-    problems += method_class(config.method.name).preflight(config, world)
+    problems = method_class(config.method.name).preflight(config, world)
+    if config.strategy.name != "auto":  # auto is resolved where the hardware is known: `resolve_auto_strategy`
+        problems = strategy_class(config.strategy.name).preflight(config, world) + problems
     if problems:
         raise ConfigError(f"{config.name} cannot run as {world}: " + " ".join(problems))
 
@@ -45,3 +46,16 @@ def device_of(config, gpus: int) -> str:
     if config.device != "auto":
         return config.device
     return "cuda" if gpus > 0 else "cpu"
+
+
+def resolve_auto_strategy(config, world: World, hardware) -> tuple[object, str | None]:
+    """(config, why): `strategy: auto` replaced by the planner's pick for this world and hardware (a
+    `ftdist.planner.hardware.Hardware` or a preset name); any other config comes back as it is, with None."""
+    if config.strategy.name != "auto":
+        return config, None
+    from ftdist.planner import recommend_for_config
+
+    section, reason = recommend_for_config(config, world.size, hardware)
+    raw = config.model_dump(mode="json")
+    raw["strategy"] = section
+    return type(config).model_validate(raw), f"strategy: auto chose {section['name']}: {reason}"

@@ -29,9 +29,9 @@ from ftdist.loss import count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters, model_width
 from ftdist.optim import build_optimizer, build_scheduler
-from ftdist.planner.runtime import MemoryCheck
+from ftdist.planner.runtime import MemoryCheck, hardware_for_device
 from ftdist.preemption import PreemptionFlag
-from ftdist.preflight import World, preflight
+from ftdist.preflight import World, preflight, resolve_auto_strategy
 from ftdist.progress import LogWindow, ProgressView
 from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
 from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
@@ -162,7 +162,10 @@ class Trainer:
         check_trackers_installed(cfg)
         self.device = pick_device(cfg.device, self.env.local_rank)
         self.precision = pick_precision(cfg.precision, self.device, model_width(cfg))
-        preflight(cfg, World(self.env.world_size, self.device.type))  # the launcher ran it too; the world may differ
+        world = World(self.env.world_size, self.device.type)
+        cfg, self.auto_choice = resolve_auto_strategy(cfg, world, hardware_for_device(self.device, world.size))
+        self.config = cfg
+        preflight(cfg, world)  # the launcher ran it too; the world may differ
         init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
         self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
         method = method_class(cfg.method.name)
@@ -195,6 +198,8 @@ class Trainer:
             publish_text(self.run_dir / "config.yaml", dump_config(cfg))  # a full disk here is one paragraph too
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         self.view.say(self._banner(resume_from))
+        if self.auto_choice:
+            self.view.say(self.auto_choice)
         self.view.say(self.memory.banner())
         if resume_notes:
             self.view.say(resume_notes)

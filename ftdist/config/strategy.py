@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, Discriminator, Tag, model_validator
 from ftdist.config.base import Section
 
 Offload = Literal["none", "cpu", "nvme"]
-STRATEGY_NAMES = ("single", "ddp", "fsdp", "deepspeed")
+STRATEGY_NAMES = ("single", "ddp", "fsdp", "deepspeed", "auto")
 
 
 class StrategySettings(Section):
@@ -91,11 +91,19 @@ class DeepSpeedSettings(StrategySettings):
         return self
 
 
+class AutoSettings(StrategySettings):
+    """`auto`: the fit planner (ftdist/planner) picks the fastest strategy that fits this job's hardware when the
+    run starts, and the run logs the choice and why. The method is never changed."""
+
+    name: Literal["auto"] = "auto"
+
+
 SETTINGS_BY_NAME: dict[str, type[StrategySettings]] = {
     "single": SingleSettings,
     "ddp": DdpSettings,
     "fsdp": FsdpSettings,
     "deepspeed": DeepSpeedSettings,
+    "auto": AutoSettings,
 }
 
 
@@ -120,7 +128,8 @@ StrategyConfig = Annotated[
     Annotated[SingleSettings, Tag("single")]
     | Annotated[DdpSettings, Tag("ddp")]
     | Annotated[FsdpSettings, Tag("fsdp")]
-    | Annotated[DeepSpeedSettings, Tag("deepspeed")],
+    | Annotated[DeepSpeedSettings, Tag("deepspeed")]
+    | Annotated[AutoSettings, Tag("auto")],
     Discriminator(
         _strategy_tag,
         custom_error_type="unknown_strategy",
