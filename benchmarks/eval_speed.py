@@ -60,17 +60,18 @@ def main() -> None:
     settings = config.generation()
     generate_batch(model, tokenizer, prompts[:2], settings)  # warm-up: first-call allocations
 
-    started = time.perf_counter()
-    single = [generate_batch(model, tokenizer, [p], settings)[0] for p in prompts]
-    single_s = time.perf_counter() - started
-
+    # The two paths alternate batch by batch, so a machine whose load changes (other jobs) slows both alike.
     order = sorted(range(len(prompts)), key=lambda i: len(tokenizer(prompts[i])["input_ids"]))  # as the runner
-    started = time.perf_counter()
-    batched: dict[int, str] = {}
+    single, batched, single_s, batched_s = {}, {}, 0.0, 0.0
     for k in range(0, len(order), args.batch_size):
         chunk = order[k : k + args.batch_size]
+        started = time.perf_counter()
+        single.update({i: generate_batch(model, tokenizer, [prompts[i]], settings)[0] for i in chunk})
+        single_s += time.perf_counter() - started
+        started = time.perf_counter()
         batched.update(zip(chunk, generate_batch(model, tokenizer, [prompts[i] for i in chunk], settings)))
-    batched_s = time.perf_counter() - started
+        batched_s += time.perf_counter() - started
+        print(f"  {len(single)}/{len(prompts)}: one at a time {single_s:.1f} s, batched {batched_s:.1f} s", flush=True)
 
     agree = sum(batched[i] == single[i] for i in range(len(prompts)))
     n = len(prompts)

@@ -40,6 +40,8 @@ def read_sources(sources: list[str]) -> list[Model]:
         if model.base is not None:
             model.base = bases.setdefault(model.base.source, model.base)
         models.append(model)
+    if len(bases) == 1:  # one shared base: a short column name (the folder is in the report's header)
+        next(iter(bases.values())).name = "base"
     return models
 
 
