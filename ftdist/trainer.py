@@ -20,9 +20,16 @@ import torch
 from ftdist.checkpoint import CheckpointManager, resolve_resume
 from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
-from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
+from ftdist.env import (
+    detect_env,
+    init_distributed,
+    pick_cpu_threads,
+    pick_device,
+    pick_precision,
+    shutdown_distributed,
+)
 from ftdist.errors import FtdistError
-from ftdist.loss import count_label_tokens, token_loss_sum
+from ftdist.loss import batch_mean_losses, count_label_tokens, token_loss_sum
 from ftdist.methods import apply_method
 from ftdist.models import build_model, count_parameters, model_width
 from ftdist.optim import build_optimizer, build_scheduler
@@ -36,6 +43,8 @@ from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, sav
 # Launchers use it to register checkpoints with their own bookkeeping (Ray Train's `report`); the loop itself
 # never learns which launcher runs it.
 CheckpointCallback = Callable[[int, Path, dict[str, float]], None]
+
+EVAL_LOGITS_BUDGET = 1 << 25  # logit values one evaluation forward may hold (128 MiB in fp32)
 
 
 @dataclass
@@ -138,10 +147,9 @@ class Trainer:
         self.model.eval()
         result = {}
         for split in ("train", "val"):
-            losses = []
-            for batch in self.data.eval_batches(split, self.config.train.eval_batches, self.step):
-                with self.strategy.autocast():
-                    losses.append(token_loss_sum(self.model, batch, self.device) / max(1, count_label_tokens(batch)))
+            batches = self.data.eval_batches(split, self.config.train.eval_batches, self.step)
+            with self.strategy.autocast():
+                losses = batch_mean_losses(self.model, batches, self.device, EVAL_LOGITS_BUDGET)
             result[f"{split}_loss"] = float(self._mean_over_ranks(torch.stack(losses).mean()))
         self.model.train()
         return result
@@ -153,7 +161,11 @@ class Trainer:
         self._check_output_dir()
         check_trackers_installed(cfg)
         self.device = pick_device(cfg.device, self.env.local_rank)
-        self.precision = pick_precision(cfg.precision, self.device, model_width(cfg))
+        width = model_width(cfg)
+        self.precision = pick_precision(cfg.precision, self.device, width)
+        self._threads_before, threads = torch.get_num_threads(), pick_cpu_threads(self.device, width)
+        if threads:
+            torch.set_num_threads(threads)  # restored by close(): ftdist.train() may run inside a user's process
         init_distributed(self.env, self.device)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision)
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
@@ -215,6 +227,8 @@ class Trainer:
             self.tracker.log(self.step, **metrics)
 
     def close(self) -> None:
+        if getattr(self, "_threads_before", None):
+            torch.set_num_threads(self._threads_before)
         if getattr(self, "view", None):
             self.view.close()
         if getattr(self, "tracker", None):
