@@ -178,6 +178,19 @@ def pick_precision(requested: str, device: torch.device, model_width: int | None
     return Precision(requested, dtype, requested == "fp16")
 
 
+def pick_cpu_threads(device: torch.device, model_width: int | None) -> int | None:
+    """One intra-op thread for a small model on a CPU (None: leave torch's default).
+
+    A small model's matrices are too small to split across cores, and every op hands work to each thread and
+    waits for all of them; when other processes share the cores each op waits for every thread to be scheduled
+    again. The tiny SQL GPT's step measured 6-30x faster on 1 thread than on 2 on a loaded 2-core machine
+    (docs/speed.md). An explicit OMP_NUM_THREADS (torchrun sets 1) is the user's choice and is kept.
+    """
+    if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ or model_width is None:
+        return None
+    return 1 if model_width < BF16_MIN_WIDTH else None
+
+
 def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800, always: bool = False) -> None:
     """Join the process group (nccl on GPU, gloo on CPU) unless this is a single process or already joined.
 

@@ -21,11 +21,18 @@ import torch
 from ftdist.checkpoint import CheckpointManager, resolve_resume
 from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
-from ftdist.env import detect_env, init_distributed, pick_device, pick_precision, shutdown_distributed
+from ftdist.env import (
+    detect_env,
+    init_distributed,
+    pick_cpu_threads,
+    pick_device,
+    pick_precision,
+    shutdown_distributed,
+)
 from ftdist.errors import FtdistError
 from ftdist.eval.hook import RunEval
 from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
-from ftdist.loss import count_label_tokens, token_loss_sum
+from ftdist.loss import batch_mean_losses, count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters, model_width
 from ftdist.optim import build_optimizer, build_scheduler
@@ -44,6 +51,8 @@ from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, sav
 # Launchers use it to register checkpoints with their own bookkeeping (Ray Train's `report`); the loop itself
 # never learns which launcher runs it.
 CheckpointCallback = Callable[[int, Path, dict[str, float]], None]
+
+EVAL_LOGITS_BUDGET = 1 << 25  # logit values one evaluation forward may hold (128 MiB in fp32)
 
 
 @dataclass
@@ -146,10 +155,9 @@ class Trainer:
         self.model.eval()
         result = {}
         for split in ("train", "val"):
-            losses = []
-            for batch in self.data.eval_batches(split, self.config.train.eval_batches, self.step):
-                with self.strategy.autocast():
-                    losses.append(token_loss_sum(self.model, batch, self.device) / max(1, count_label_tokens(batch)))
+            batches = self.data.eval_batches(split, self.config.train.eval_batches, self.step)
+            with self.strategy.autocast():
+                losses = batch_mean_losses(self.model, batches, self.device, EVAL_LOGITS_BUDGET)
             result[f"{split}_loss"] = float(self._mean_over_ranks(torch.stack(losses).mean()))
         self.model.train()
         return result
@@ -160,16 +168,8 @@ class Trainer:
         self._created_run_dir = not self.run_dir.exists()
         self._check_output_dir()
         check_trackers_installed(cfg)
-        self.device = pick_device(cfg.device, self.env.local_rank)
-        self.precision = pick_precision(cfg.precision, self.device, model_width(cfg))
-        world = World(self.env.world_size, self.device.type)
-        cfg, self.auto_choice = resolve_auto_strategy(cfg, world, hardware_for_device(self.device, world.size))
-        self.config = cfg
-        preflight(cfg, world)  # the launcher ran it too; the world may differ
-        init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
-        self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
-        method = method_class(cfg.method.name)
-        self.strategy = build_strategy(cfg, self.env, self.device, self.precision, method.state_filter)
+        self.setup_job()
+        cfg = self.config  # `strategy: auto` is concrete from here on
         resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
         resume_notes = None
         if resume_from is not None:
@@ -180,12 +180,7 @@ class Trainer:
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
         self.run_eval = RunEval(cfg, self.run_dir, self.env, self.device)
         self.run_eval.before_training(self.tokenizer)  # eval/base.json, when eval.tasks is set
-        model = method.apply(build_model(cfg, self.tokenizer), cfg)
-        self.trainable, self.total_params = count_parameters(model)
-        self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
-        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
-        if cfg.train.compile:
-            self.model.compile()  # in place: state-dict names stay; compiles at the first forward
+        self.setup_model()
         self.window = LogWindow()
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
         if resume_from is not None:
@@ -197,12 +192,38 @@ class Trainer:
         if self.env.is_main:
             publish_text(self.run_dir / "config.yaml", dump_config(cfg))  # a full disk here is one paragraph too
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
-        self.view.say(self._banner(resume_from))
-        if self.auto_choice:
-            self.view.say(self.auto_choice)
-        self.view.say(self.memory.banner())
-        if resume_notes:
-            self.view.say(resume_notes)
+        for line in (self._banner(resume_from), self.auto_choice, self.memory.banner(), resume_notes):
+            if line:
+                self.view.say(line)
+
+    def setup_job(self) -> None:
+        """Device, precision and threads; `strategy: auto` resolved; preflight for this world; the process
+        group; the strategy with the method's state filter."""
+        cfg = self.config
+        self.device = pick_device(cfg.device, self.env.local_rank)
+        width = model_width(cfg)
+        self.precision = pick_precision(cfg.precision, self.device, width)
+        self._threads_before, threads = torch.get_num_threads(), pick_cpu_threads(self.device, width)
+        if threads:
+            torch.set_num_threads(threads)  # restored by close(): ftdist.train() may run inside a user's process
+        world = World(self.env.world_size, self.device.type)
+        cfg, self.auto_choice = resolve_auto_strategy(cfg, world, hardware_for_device(self.device, world.size))
+        self.config = cfg
+        preflight(cfg, world)  # the launcher ran it too; the world may differ
+        init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
+        self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
+        self.method = method_class(cfg.method.name)
+        self.strategy = build_strategy(cfg, self.env, self.device, self.precision, self.method.state_filter)
+
+    def setup_model(self) -> None:
+        """The method's model, wrapped by the strategy, with its optimizer and schedule."""
+        cfg = self.config
+        model = self.method.apply(build_model(cfg, self.tokenizer), cfg)
+        self.trainable, self.total_params = count_parameters(model)
+        self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
+        if cfg.train.compile:
+            self.model.compile()  # in place: state-dict names stay; compiles at the first forward
 
     def _check_output_dir(self) -> None:
         """Fail before any data or model is loaded if the run folder cannot be written."""
@@ -242,6 +263,8 @@ class Trainer:
         """Flush and release everything. After a failure, errors while flushing are dropped (the first error is
         the one the user must see); after a storage failure the trackers are not flushed at all, since their
         folder is the one that is full or read-only (tensorboard's writer thread would print a traceback)."""
+        if getattr(self, "_threads_before", None):
+            torch.set_num_threads(self._threads_before)
         with contextlib.suppress(Exception) if failing else storage_errors(self.run_dir):
             if getattr(self, "view", None):
                 self.view.close()

@@ -30,6 +30,7 @@ def test_auto_picks_bf16_autocast_for_wide_models():
 
 def _wide(run_dir, precision: str) -> dict:
     config = tiny_gpt_config(run_dir, max_steps=30, eval_every=0, log_every=10)
+    config["optim"] = {"name": "adamw", "lr": 1e-3}
     config["model"] = {"tokenizer": "char", "scratch": {"family": "llama", "n_layer": 2, "n_head": 4, "n_embd": 256}}
     config["checkpoint"] = {"every": 0}
     config["precision"] = precision
