@@ -15,3 +15,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="override config keys, e.g. train.max_steps=200"
     )
+
+
+def add_set_argument(parser: argparse.ArgumentParser, before: str) -> None:
+    """`--set key=value` (repeatable): overrides for commands whose positionals are not a single CONFIG."""
+    help_text = f"override a config key before {before} (repeatable)"
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value", help=help_text)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ftdist.commands import add_set_argument
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("plan", help="will it fit? memory per device for each strategy", description=__doc__)
@@ -19,14 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--gpu", help="device preset: t4, a10g, l4, a100-40, a100-80, h100-80, h200, m1-16, ..., cpu")
     parser.add_argument("--gpu-mem", help="memory per device, e.g. 80GiB (overrides the preset's)")
     parser.add_argument("--cpu-mem", help="host RAM per node, e.g. 512GiB (default 512GiB)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="key=value",
-        help="override a config key before planning (repeatable)",
-    )
+    add_set_argument(parser, "planning")
     parser.add_argument(
         "--simulate",
         action="store_true",

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import argparse
 
+from ftdist.commands import add_set_argument
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("validate", help="check a run config without running it", description=__doc__)
     parser.add_argument("config", nargs="+", help="one or more run config YAML files")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="key=value",
-        help="override a key before validating (repeatable)",
-    )
+    add_set_argument(parser, "validating")
     parser.add_argument("--print", dest="show", action="store_true", help="print the resolved config")
     parser.add_argument("--world-size", type=int, default=None, help="also run preflight for this many processes")
     parser.add_argument("--device", choices=["cuda", "mps", "cpu"], default=None, help="the device of that world")
