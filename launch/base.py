@@ -94,6 +94,10 @@ class Launcher(ABC):
             description=type(self).__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        return self.configure(parser)
+
+    def configure(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Every argument of this launcher on `parser` (a sub-command's, or a script's own)."""
         add_config_arguments(parser)
         parser.add_argument("--profile", default=self.default_profile, help="a profile YAML of the flags below")
         self.profile_model.add_flags(parser)

@@ -250,11 +250,9 @@ def run_on_ray(
 
 # --- `python -m launch.ray_train` (e.g. as a `ray job submit` entrypoint) ----------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ftdist launch ray")
-    subparsers = parser.add_subparsers(dest="launcher", required=True)
     launcher = RayLauncher()
-    launcher.add_parser(subparsers)
-    args = parser.parse_intermixed_args(["ray", *(sys.argv[1:] if argv is None else argv)])
+    parser = launcher.configure(argparse.ArgumentParser(prog="python -m launch.ray_train", description=__doc__))
+    args = parser.parse_intermixed_args(argv)  # options may follow the key=value overrides
     try:
         return launcher.run(args)
     except FtdistError as error:

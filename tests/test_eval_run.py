@@ -30,7 +30,7 @@ def _run_config(base: Path, run_dir: Path, qa: Path, method: str) -> dict:
         "data": {"path": "builtin:tiny_sql_corpus.txt", "seq_len": 32},
         "optim": {"name": "adamw", "lr": 3e-3},
         "train": {"max_steps": 12, "micro_batch_size": 8, "eval_every": 6, "eval_batches": 2, "log_every": 3},
-        "checkpoint": {"every": 0},
+        "checkpoint": {"every": 6},  # step-6 and step-12 (every: 0 writes none)
         "tracking": {"progress": False},
         "eval": {
             "tasks": [

@@ -215,7 +215,8 @@ def test_unreadable_model_config_names_the_path_and_why(capsys, tmp_path: Path) 
     assert main(["plan", str(CONFIGS / "lora_gpt2_large_bible.yaml"), "--set", f"model.path={folder}"]) == 2
     err = capsys.readouterr().err
     assert str(folder / "config.json") in err and "not JSON" in err
-    assert main(["plan", str(CONFIGS / "lora_tiny_sql_gpt.yaml")]) == 2  # runs/tiny_sql_gpt/final not trained here
+    untrained = tmp_path / "runs" / "tiny_sql_gpt" / "final"  # a base run that has not been trained (yet)
+    assert main(["plan", str(CONFIGS / "lora_tiny_sql_gpt.yaml"), "--set", f"model.path={untrained}"]) == 2
     assert "config.json does not exist" in capsys.readouterr().err
 
 

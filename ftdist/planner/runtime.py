@@ -33,6 +33,11 @@ def _rss_bytes(field: str) -> int:
     return 0
 
 
+# Below this predicted peak a CPU run's RSS rise is mostly the libraries it loads (transformers, DeepSpeed
+# through save_pretrained, tokenizers), which the planner does not model: the ratio would only mislead.
+COMPARABLE_BYTES = 256 * 2**20
+
+
 class MemoryCheck:
     """Create before the model is built; `banner()` after `prepare`; `measure()` at the end of the run."""
 
@@ -78,7 +83,11 @@ class MemoryCheck:
         text = f"memory: measured peak {human(measured)}"
         if "predicted_peak_bytes" in metrics:
             predicted, ratio = metrics["predicted_peak_bytes"], metrics["peak_memory_ratio"]
-            text += f", planner predicted {human(predicted)} ({ratio:.2f}x)"
+            text += f", planner predicted {human(predicted)}"
+            if predicted >= COMPARABLE_BYTES:
+                text += f" ({ratio:.2f}x)"
+            elif "peak_rss_rise_bytes" in metrics:  # tiny models: the libraries' own memory dominates the RSS rise
+                text += " (model states and activations only; at this size library code dominates the RSS rise)"
         return text
 
 
