@@ -103,7 +103,9 @@ def test_a_key_of_another_strategy_names_its_owner():
         ConfigError, match="strategy.offload_param is a fsdp or deepspeed setting but strategy.name=ddp"
     ):
         load_config(TINY, ["strategy=ddp", "strategy.offload_param=cpu"])
-    with pytest.raises(ConfigError, match="strategy.name must be one of single, ddp, fsdp, deepspeed, auto .got 'fdsp'"):
+    with pytest.raises(
+        ConfigError, match="strategy.name must be one of single, ddp, fsdp, deepspeed, auto .got 'fdsp'"
+    ):
         load_config(TINY, ["strategy=fdsp"])
 
 
