@@ -66,11 +66,13 @@ def load_trained(
     run_or_model: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[nn.Module, PreTrainedTokenizerBase, Path]:
     """(model, tokenizer, source folder). Adapter runs come back as a peft model on their base, unmerged."""
+    from ftdist.strategies import is_checkpoint
+
     folder = resolve_model_folder(run_or_model)
     config = run_config_for(folder)
     if (folder / ADAPTER_CONFIG).exists():
         model = _adapter_model(folder, config)
-    elif (folder / "config.yaml").exists() and _holds_weights(folder):
+    elif (folder / "config.yaml").exists() and is_checkpoint(folder):
         model = _checkpoint_model(folder, config or load_config(folder / "config.yaml"))
     else:
         model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
@@ -152,13 +154,6 @@ def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
         base = base.dequantize()  # 4-bit -> the exact de-quantized weights, in the compute dtype
         base = base.to(torch.float32)
     return base
-
-
-def _holds_weights(folder: Path) -> bool:
-    """A checkpoint in any strategy's format."""
-    from ftdist.strategies import is_checkpoint
-
-    return is_checkpoint(folder)
 
 
 def _is_model_folder(path: Path) -> bool:
