@@ -106,17 +106,21 @@ class Launcher(ABC):
         return parser
 
     def resolve(self, args: argparse.Namespace):
+        """(config, profile) from the command line; see `prepare`."""
+        if not Path(args.config).is_file():
+            raise FtdistError(f"config file {args.config} does not exist; pass a run config YAML from cluster_configs/")
+        flags = {name: getattr(args, name, None) for name in self.profile_model.flag_fields()}
+        return self.prepare(args.config, args.overrides, args.profile, flags)
+
+    def prepare(self, config, overrides, profile: str | Path | None, flags: dict[str, Any]):
         """(config, profile): each with its precedence, then preflight for the world they describe."""
         from ftdist.config import load_config
         from ftdist.preflight import preflight
 
-        if not Path(args.config).is_file():
-            raise FtdistError(f"config file {args.config} does not exist; pass a run config YAML from cluster_configs/")
-        config = load_config(args.config, args.overrides)
-        flags = {name: getattr(args, name, None) for name in self.profile_model.flag_fields()}
-        profile = self.profile_model.load(args.profile, flags)
-        preflight(config, self.world(config, profile))
-        return config, profile
+        resolved = load_config(config, overrides)
+        loaded = self.profile_model.load(profile, flags)
+        preflight(resolved, self.world(resolved, loaded))
+        return resolved, loaded
 
     def run(self, args: argparse.Namespace) -> int:
         config, profile = self.resolve(args)

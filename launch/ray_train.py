@@ -200,12 +200,7 @@ def launch(
     **flags: Any,
 ) -> RayLaunchResult:
     """The Python API of `ftdist launch ray`: `flags` are profile fields (workers=2, max_failures=3 ...)."""
-    from ftdist.config import load_config
-    from ftdist.preflight import preflight
-
-    resolved = load_config(config, overrides)
-    ray_profile = RayProfile.load(profile, flags)
-    preflight(resolved, RayLauncher().world(resolved, ray_profile))
+    resolved, ray_profile = RayLauncher().prepare(config, overrides, profile, flags)
     return run_on_ray(resolved, ray_profile, address, runtime_env)
 
 
