@@ -151,12 +151,12 @@ def predicted_peak(config: dict) -> int | dict | None:
     import torch
 
     props = torch.cuda.get_device_properties(0)
-    hardware = {"device": "cuda", "name": props.name, "memory_bytes": props.total_memory, "gpus": 1}
     try:
-        import ftdist.planner as planner
+        from ftdist.planner import build_hardware
 
-        if hasattr(planner, "detect_hardware"):  # prefer the planner's own description of this machine
-            hardware = planner.detect_hardware()
+        # The nearest preset's peak FLOP/s and link speed, with this GPU's own memory (e.g. an H200's 141 GB).
+        preset = "h100-80" if props.major >= 9 else "a100-80"
+        hardware = build_hardware(gpu=preset, gpu_mem=f"{props.total_memory}B", gpus=1, nodes=1, cpu_mem=None)
         return int(predict_peak_bytes(load_config(config), 1, hardware))
     except Exception as error:  # the planner's own failure is a finding, not a crash of the suite
         return {"error": f"{type(error).__name__}: {error}"}

@@ -9,12 +9,15 @@ from transformers import (
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
 
 from ftdist.config.eval import GenerationConfig
 from ftdist.errors import FtdistError
+from ftdist.eval.normalize import response_is_final
 from ftdist.export import load_trained, resolve_model_folder, run_config_for
 from ftdist.models import check_safetensors_folder, warn_remote_code
 
@@ -53,8 +56,10 @@ def generate_batch(
     prompts: list[str],
     settings: GenerationConfig,
     device: torch.device | None = None,
+    stop: list[str] | None = None,
 ) -> list[str]:
-    """The continuation (prompt excluded) of each prompt, generated together in one left-padded batch.
+    """The continuation (prompt excluded) of each prompt, generated together in one left-padded batch. With
+    `stop`, a row ends once `ftdist.eval.normalize.cut_response` of it is final, and the batch once all are.
 
     Left padding puts every prompt's last token in the same column, so one forward pass per new token serves the
     whole batch and the KV cache is shared; that is where the speed over a one-prompt loop comes from. Greedy
@@ -87,8 +92,23 @@ def generate_batch(
         top_k=None,
         pad_token_id=pad_id,
         eos_token_id=tokenizer.eos_token_id,
+        stopping_criteria=StoppingCriteriaList([_StopWhenFinal(tokenizer, longest, stop)]) if stop else None,
     )  # (B, T + new)
     return [_decode_new(tokenizer, row[longest:].tolist()) for row in out]
+
+
+class _StopWhenFinal(StoppingCriteria):
+    """Ends each row once its cut response cannot change. transformers' own `stop_strings` ends a row at the
+    first stop string, which for a newline stop is right after a chat model's opening "```sql" fence; this asks
+    the same function that later cuts the response. Finished rows are padded; the others' tokens are unchanged
+    (greedy rows are independent, and sampling still draws for every row each step)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_length: int, stop: list[str]) -> None:
+        self.tokenizer, self.prompt_length, self.stop = tokenizer, prompt_length, stop
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        return torch.tensor([response_is_final(text, self.stop) for text in texts], device=input_ids.device)
 
 
 def _sliding_window(model: PreTrainedModel, ids: torch.Tensor, settings: GenerationConfig) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftdist.errors import FtdistError
-from ftdist.eval.normalize import cut_response, exact, lenient, normalize, substring, token_f1
+from ftdist.eval.normalize import cut_response, exact, lenient, normalize, response_is_final, substring, token_f1
 from ftdist.eval.sql_schema import SHIPPED, check_sql, create_statements, load_schemas
 from ftdist.eval.tasks.sql import normalize_sql
 
@@ -56,6 +56,14 @@ def test_cut_response_stops_at_the_first_stop_string():
     assert cut_response("\n\n", ["\n"]) == ""
 
 
+def test_a_markdown_code_block_is_unwrapped_before_the_stops():
+    # SmolLM2-Instruct answers "```sql\nSELECT ...\n```": a newline stop must not leave only the fence.
+    assert cut_response("```sql\nSELECT name FROM singer\n```\nMore text", ["\n", ";"]) == "SELECT name FROM singer"
+    assert cut_response("```\nselect 1; select 2```", [";"]) == "select 1"
+    assert cut_response("```", ["\n"]) == ""
+    assert cut_response("Use ```x``` here", ["\n"]) == "Use ```x``` here"  # only an opening fence is unwrapped
+
+
 def test_sql_normalization_ignores_formatting_only():
     assert normalize_sql("SELECT  count( * ) FROM singer ;") == normalize_sql("select count(*) from singer")
     assert normalize_sql("select name from singer") != normalize_sql("select name from concert")
@@ -77,3 +85,14 @@ def test_schema_file_that_is_not_spider_is_a_clear_error(tmp_path):
     bad.write_text('{"not": "a list"}')
     with pytest.raises(FtdistError, match="not a Spider tables.json"):
         load_schemas(str(bad))
+
+
+def test_a_response_is_final_once_its_cut_cannot_change():
+    assert not response_is_final("", ["\n"]) and not response_is_final("  ``", ["\n"])  # a fence may be opening
+    assert not response_is_final("Shepherd", ["\n"])
+    assert response_is_final("Shepherd\nQ", ["\n"]) and response_is_final("Shepherd\n", ["\n"])
+    # ";" is found at 1, but "a;x" may still become "a;xyz", a stop that begins earlier and would cut to "".
+    assert not response_is_final("a;x", [";", "a;xyz"])
+    assert response_is_final("a;xq", [";", "a;xyz"])
+    assert not response_is_final("```sql\nSELECT 1", ["\n"])  # inside a code block the newline does not stop
+    assert response_is_final("```sql\nSELECT 1\n```", ["\n"]) and response_is_final("```\nSELECT 1;", [";"])

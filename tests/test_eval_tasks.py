@@ -11,6 +11,7 @@ from eval_helpers import save_tiny_lm, save_tiny_reward_model, write_jsonl
 from ftdist.cli import main
 from ftdist.config.eval import EvalTaskConfig, GenerationConfig
 from ftdist.eval.api import evaluate
+from ftdist.eval.normalize import cut_response
 from ftdist.export import load_trained
 from ftdist.generate import generate, generate_batch
 
@@ -43,6 +44,18 @@ def test_batched_generation_equals_one_prompt_at_a_time(tiny):
     assert batched == [generate(model, tokenizer, p, greedy)[len(p) :] for p in prompts]  # char tokenizer
     sampled = GenerationConfig(max_new_tokens=10, temperature=1.0, top_p=0.9, seed=5)
     assert generate_batch(model, tokenizer, prompts, sampled) == generate_batch(model, tokenizer, prompts, sampled)
+
+
+def test_stopping_early_gives_the_same_cut_responses(tiny):
+    model, tokenizer, _ = load_trained(tiny)
+    prompts = ["Q: Who?\nA:", "SELECT", "SELECT name FROM", "Q: What?\nA:"]
+    for settings in (GenerationConfig(max_new_tokens=40, temperature=0),
+                     GenerationConfig(max_new_tokens=40, temperature=1.0, top_p=0.9, seed=3)):  # fmt: skip
+        for stop in (["\n"], [" ", "E"], ["\n\n", "e"]):
+            full = generate_batch(model, tokenizer, prompts, settings)
+            early = generate_batch(model, tokenizer, prompts, settings, stop=stop)
+            assert [cut_response(t, stop) for t in early] == [cut_response(t, stop) for t in full], stop
+            assert sum(map(len, early)) <= sum(map(len, full))
 
 
 def test_qa_with_a_few_shot_prefix_records_rows_and_settings(tiny, tmp_path, capsys):

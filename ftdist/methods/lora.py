@@ -7,6 +7,7 @@ QLoRA is LoRA on a base that `ftdist.models.quantized` loaded in 4 (or 8) bits; 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 from torch import nn
 
@@ -54,11 +55,9 @@ def add_adapters(model: nn.Module, config) -> nn.Module:
     settings = config.method.lora
     targets = resolve_targets(model, settings.target_modules)
     if config.method.name == "qlora":
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=bool(config.strategy.activation_checkpointing),
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
+        # Activation checkpointing is the strategy's job (`enable_hf_activation_checkpointing`, non-reentrant, so
+        # peft's input-grad hook is not needed); peft would call transformers' deprecated name for it.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     lora_config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
@@ -69,7 +68,9 @@ def add_adapters(model: nn.Module, config) -> nn.Module:
         fan_in_fan_out=_uses_conv1d(model, targets),
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora_config)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing` property
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        model = get_peft_model(model, lora_config)
     pin_4bit_layout(model)
     return model
 

@@ -81,10 +81,9 @@ class GenerationTask(Task):
 
     def generate(self, items: list[dict[str, Any]]) -> list[str]:
         prompts = [self.prompt(item) for item in items]
-        completions = generate_batch(
-            self.context.model, self.context.tokenizer, prompts, self.config.generation(), self.context.device
-        )
-        return [cut_response(text, self.config.stop) for text in completions]
+        context, settings, stop = self.context, self.config.generation(), self.config.stop
+        completions = generate_batch(context.model, context.tokenizer, prompts, settings, context.device, stop)
+        return [cut_response(text, stop) for text in completions]
 
     def run_batch(self, items: list[dict[str, Any]]) -> list[Row]:
         return [self.score(item, response) for item, response in zip(items, self.generate(items))]
