@@ -47,6 +47,10 @@ else
   NPROC=1
 fi
 export PYTHONUNBUFFERED=1
+# Threads: each worker takes OMP_NUM_THREADS if you set it, else 1 for a small model, else its share of the
+# allocation (SLURM_CPUS_PER_TASK over the processes per task): ftdist.env.pick_cpu_threads, the rule of every
+# launcher. torchrun sets OMP_NUM_THREADS=1 in its workers, so your own value travels as FTDIST_OMP_NUM_THREADS.
+export FTDIST_OMP_NUM_THREADS=${FTDIST_OMP_NUM_THREADS-${OMP_NUM_THREADS:-}}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 echo "ftdist slurm: job ${SLURM_JOB_ID} SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0} nodes=${SLURM_JOB_NODELIST}" \
