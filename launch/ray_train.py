@@ -54,7 +54,8 @@ def connect(address: str | None, runtime_env: dict | None = None) -> str:
     import ray
 
     try:
-        ray.init(address=None if address == "local" else address, runtime_env=runtime_env, logging_level="WARNING")
+        # "local" always starts a new instance; None would join a cluster already running on this machine
+        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     except (ConnectionError, TimeoutError) as error:
         raise FtdistError(
             f"no Ray cluster found at --address {address} ({str(error).splitlines()[0]}); start one with "

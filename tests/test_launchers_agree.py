@@ -42,16 +42,26 @@ def test_train_local_sbatch_and_ray_end_with_the_same_weights(tmp_path: Path):
     runs = {name: tmp_path / name for name in ("train", "local", "sbatch", "ray")}
     job = sbatch("slurm/tiny_gpt.sh", [*ARGS, f"output_dir={runs['sbatch']}"], ["--time=10"], tmp_path / "job.out", env)
 
-    def ftdist(*args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "ftdist", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    ftdist("train", *ARGS, f"output_dir={runs['train']}")
-    ftdist("launch", "local", "--nproc", "1", *ARGS, f"output_dir={runs['local']}")
     ray = ["--address", "local", "--workers", "1", "--cpus-per-worker", "2", "--health-check-interval-s", "0.2"]
-    ftdist("launch", "ray", *ray, *ARGS, f"output_dir={runs['ray']}")
+    commands = {  # all at once: the runs are short, their start-up (imports, Ray) is most of the time
+        "train": ["train"],
+        "local": ["launch", "local", "--nproc", "1"],
+        "ray": ["launch", "ray", *ray],
+    }
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "ftdist", *command, *ARGS, f"output_dir={runs[name]}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for name, command in commands.items()
+    }
+    for name, process in started.items():
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{name}:\n{output}"
     info = wait_job(job, 300)
     assert info["JobState"] == "COMPLETED", (tmp_path / "job.out").read_text()
     for name in ("local", "sbatch", "ray"):

@@ -138,3 +138,15 @@ def test_one_srun_task_per_process_without_torchrun(tmp_path: Path):
     assert info["JobState"] == "COMPLETED", text
     assert "launcher=srun" in text and "ddp x2" in text, text
     assert (run / "final" / "model.safetensors").exists()
+
+
+def test_scancel_stays_cancelled(tmp_path: Path):
+    """A plain `scancel` (SIGTERM to the batch shell) stops the job for good: the workers save, no requeue."""
+    run, log = tmp_path / "run", tmp_path / "job.out"
+    job = sbatch("slurm/tiny_gpt.sh", [*TINY, "train.max_steps=400", f"output_dir={run}"], CPU_JOB, log)
+    wait_for_step(run, 10, job, 180)
+    subprocess.run(["scancel", job], check=True, timeout=30)
+    info = wait_job(job, 120)
+    text = log.read_text()
+    assert info["JobState"] == "CANCELLED" and info.get("Restarts") == "0", text
+    assert "not requeueing" in text and "requeueing job" not in text, text
