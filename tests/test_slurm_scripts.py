@@ -1,10 +1,11 @@
-"""The shipped sbatch scripts on a real single-node Slurm cluster (tests/cluster/slurm_up.sh).
+"""The shipped sbatch scripts on the real Slurm cluster of tests/cluster/slurm_up.sh, one node per job.
 
 - slurm/tiny_gpt.sh trains a tiny GPT to completion: loss falls, final/ loads with transformers;
 - slurm/full_ft_13b.sh runs its own multi-node launch logic (srun -> torchrun --node_rank $SLURM_NODEID
   -> ftdist train) on 2 CPU processes with DDP over gloo, overridden to the tiny Llama;
 - preemption: `scancel --signal=USR1 --full` mid-run -> the job saves, requeues itself, resumes and ends with
-  the same weights and loss curve as an uninterrupted run, and its log shows SLURM_RESTART_COUNT=1.
+  the same weights and loss curve as an uninterrupted run, and its log shows SLURM_RESTART_COUNT=1;
+- a plain `scancel` stays cancelled (no requeue). Two-node jobs: tests/test_slurm_two_nodes.py.
 """
 
 from __future__ import annotations
