@@ -178,17 +178,61 @@ def pick_precision(requested: str, device: torch.device, model_width: int | None
     return Precision(requested, dtype, requested == "fp16")
 
 
-def pick_cpu_threads(device: torch.device, model_width: int | None) -> int | None:
-    """One intra-op thread for a small model on a CPU (None: leave torch's default).
+USER_THREADS_ENV = "FTDIST_OMP_NUM_THREADS"
+"""The OMP_NUM_THREADS the user launched with ('' = not set). torchrun and Ray set OMP_NUM_THREADS in every
+worker themselves, so ftdist's launchers pass the user's own value on under this name (`launcher_thread_env`)."""
+CPUS_ENV = "FTDIST_CPUS_PER_PROCESS"
+"""CPUs allocated to each worker, set by launchers whose allocation no variable shows (Ray's cpus_per_worker)."""
 
-    A small model's matrices are too small to split across cores, and every op hands work to each thread and
-    waits for all of them; when other processes share the cores each op waits for every thread to be scheduled
-    again. The tiny SQL GPT's step measured 6-30x faster on 1 thread than on 2 on a loaded 2-core machine
-    (docs/speed.md). An explicit OMP_NUM_THREADS (torchrun sets 1) is the user's choice and is kept.
+
+def pick_cpu_threads(device: torch.device, model_width: int | None, environ=None) -> int | None:
+    """Intra-op threads of one CPU process (None on a GPU): the one rule every launcher path ends in.
+
+    1. OMP_NUM_THREADS, if the user set it (as seen by the launcher: `USER_THREADS_ENV`);
+    2. else 1 for a model narrower than BF16_MIN_WIDTH: its matrices are too small to split across cores, and
+       every op hands work to each thread and waits for all of them; when other processes share the cores each
+       op waits for every thread to be scheduled again (the tiny SQL GPT's step measured 6-30x faster on 1
+       thread than on 2 on a loaded 2-core machine, docs/speed.md);
+    3. else the CPUs allocated to this process (`cpus_per_process`).
+    So the same config on the same allocation computes on the same threads, and gives the same numbers, under
+    `ftdist train`, `ftdist launch local|slurm|ray` and the sbatch scripts.
     """
-    if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ or model_width is None:
+    environ = os.environ if environ is None else environ
+    if device.type != "cpu":
         return None
-    return 1 if model_width < BF16_MIN_WIDTH else None
+    chosen = environ[USER_THREADS_ENV] if USER_THREADS_ENV in environ else environ.get("OMP_NUM_THREADS", "")
+    if chosen.strip():
+        if not chosen.strip().isdigit() or int(chosen) < 1:
+            raise FtdistError(f"OMP_NUM_THREADS={chosen!r} is not a whole number >= 1; unset it or set e.g. 4")
+        return int(chosen)
+    if model_width is not None and model_width < BF16_MIN_WIDTH:
+        return 1
+    return cpus_per_process(environ)
+
+
+def cpus_per_process(environ) -> int:
+    """The CPUs of this process's allocation: the launcher's per-worker CPUs (Ray), else the Slurm task's
+    SLURM_CPUS_PER_TASK, else the CPUs this process may run on; shared by the processes torchrun started from
+    that allocation (LOCAL_WORLD_SIZE). At least 1."""
+    if environ.get(CPUS_ENV):
+        return max(1, int(float(environ[CPUS_ENV])))
+    if environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        cpus = int(environ["SLURM_CPUS_PER_TASK"])
+    else:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    sharing = environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, cpus // max(1, int(sharing) if sharing.isdigit() else 1))
+
+
+def launcher_thread_env(environ=None, cpus_per_worker: float | None = None) -> dict[str, str]:
+    """What a launcher adds to its workers' environment so `pick_cpu_threads` sees the user's choice (and,
+    for Ray, the allocation); OMP_NUM_THREADS=1 only keeps torchrun from warning that it sets it."""
+    environ = os.environ if environ is None else environ
+    user = environ[USER_THREADS_ENV] if USER_THREADS_ENV in environ else environ.get("OMP_NUM_THREADS", "")
+    added = {USER_THREADS_ENV: user, "OMP_NUM_THREADS": environ.get("OMP_NUM_THREADS", "1")}
+    if cpus_per_worker is not None:
+        added[CPUS_ENV] = str(max(1, int(cpus_per_worker)))
+    return added
 
 
 def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800, always: bool = False) -> None:
@@ -200,7 +244,8 @@ def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800, 
         return
     if not env.distributed:
         os.environ.setdefault("MASTER_PORT", str(free_port()))
-    if env.launcher == "slurm":  # one srun task per process, no torchrun: derive the rendezvous from the job
+    if env.launcher == "slurm" and not ("MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ):
+        # one srun task per process, no torchrun: derive the rendezvous from the job
         for name, value in slurm_rendezvous(os.environ).items():
             os.environ.setdefault(name, value)
         for name, value in (("RANK", env.rank), ("WORLD_SIZE", env.world_size), ("LOCAL_RANK", env.local_rank)):

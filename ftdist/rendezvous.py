@@ -7,12 +7,13 @@ talking to the others, so the formula exists once. This module imports no torch:
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
 from ftdist.errors import FtdistError
 
-__all__ = ["first_slurm_host", "slurm_rendezvous"]
+__all__ = ["check_resolves", "first_slurm_host", "slurm_rendezvous"]
 
 
 def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
@@ -24,10 +25,23 @@ def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
     result = {}
     nodelist = environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST")
     if nodelist:
-        result["MASTER_ADDR"] = first_slurm_host(nodelist)
+        result["MASTER_ADDR"] = check_resolves(first_slurm_host(nodelist), nodelist)
     if environ.get("SLURM_JOB_ID", "").isdigit():
         result["MASTER_PORT"] = str(20000 + int(environ["SLURM_JOB_ID"]) % 20000)
     return result
+
+
+def check_resolves(head: str, nodelist: str) -> str:
+    """`head` if this host can resolve it; else an error that names it and what to check."""
+    try:
+        socket.getaddrinfo(head, None)
+    except OSError as error:
+        raise FtdistError(
+            f"the head node name {head!r} (first of SLURM_JOB_NODELIST={nodelist}) does not resolve on "
+            f"{socket.gethostname()} ({error.strerror or error}); the head's Slurm node name must be a host name "
+            f"every node resolves: check DNS or /etc/hosts on each node (`getent hosts {head}`)"
+        ) from None
+    return head
 
 
 def first_slurm_host(nodelist: str) -> str:
@@ -54,9 +68,12 @@ if __name__ == "__main__":  # `python -m ftdist.rendezvous` in a job: prints "HE
     try:
         found = slurm_rendezvous(os.environ)
         print(found["MASTER_ADDR"], found["MASTER_PORT"])
-    except (FtdistError, KeyError) as error:
+    except FtdistError as error:
+        print(f"ftdist rendezvous: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyError as error:
         print(
-            f"ftdist rendezvous: error: {error}; run inside a Slurm job (SLURM_JOB_NODELIST, SLURM_JOB_ID)",
+            f"ftdist rendezvous: error: {error} unset; run inside a Slurm job (SLURM_JOB_NODELIST, SLURM_JOB_ID)",
             file=sys.stderr,
         )
         sys.exit(2)

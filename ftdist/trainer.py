@@ -41,6 +41,7 @@ from ftdist.preemption import PreemptionFlag
 from ftdist.preflight import World, preflight, resolve_auto_strategy
 from ftdist.progress import LogWindow, ProgressView
 from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
+from ftdist.shared_dir import check_shared_output_dir
 from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
 from ftdist.strategies import build_strategy, check_resumable, strategy_class
 from ftdist.strategies.base import FORMAT_RECORD
@@ -208,13 +209,14 @@ class Trainer:
         width = model_width(cfg)
         self.precision = pick_precision(cfg.precision, self.device, width)
         self._threads_before, threads = torch.get_num_threads(), pick_cpu_threads(self.device, width)
-        if threads:
+        if threads is not None:
             torch.set_num_threads(threads)  # restored by close(): ftdist.train() may run inside a user's process
         world = World(self.env.world_size, self.device.type)
         cfg, self.auto_choice = resolve_auto_strategy(cfg, world, hardware_for_device(self.device, world.size))
         self.config = cfg
         preflight(cfg, world)  # the launcher ran it too; the world may differ
         init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
+        check_shared_output_dir(self.run_dir, self.env.rank, self.env.node_rank, self.device)
         self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
         self.method = method_class(cfg.method.name)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision, self.method.state_filter)

@@ -2,9 +2,9 @@
 
 A convenience over `torchrun --nproc_per_node N -m ftdist train CONFIG ...`: it validates the config and runs
 `ftdist.preflight` with the world it is about to start (so `strategy: single` on 2 processes or a DeepSpeed
-JSON batch-size conflict stops here, not in N workers), picks a free port for single-node runs, sets
-OMP_NUM_THREADS=1 unless you set it (N processes on one CPU otherwise oversubscribe the cores), and returns
-the workers' exit status.
+JSON batch-size conflict stops here, not in N workers), picks a free port for single-node runs, passes your
+OMP_NUM_THREADS (if any) on to the workers past torchrun, which sets 1 (`ftdist.env.pick_cpu_threads` gives each
+worker the machine's CPUs over N otherwise), and returns the workers' exit status.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class LocalLauncher(Launcher):
         return profile.nproc or max(_gpus_here(), 1)
 
     def submit(self, config, profile: LocalProfile, args: argparse.Namespace) -> int:
-        from ftdist.env import free_port
+        from ftdist.env import free_port, launcher_thread_env
 
         if profile.nnodes > 1 and profile.master_port is None:
             raise FtdistError("multi-node runs need the same --master-port on every node, e.g. --master-port 29500")
@@ -46,9 +46,7 @@ class LocalLauncher(Launcher):
         if args.dry_run:
             print(" ".join(command))
             return 0
-        env = dict(os.environ)
-        env.setdefault("OMP_NUM_THREADS", "1")
-        return subprocess.call(command, env=env)
+        return subprocess.call(command, env={**os.environ, **launcher_thread_env()})
 
 
 def torchrun_command(profile: LocalProfile, nproc: int, port: int, args: argparse.Namespace) -> list[str]:

@@ -54,7 +54,8 @@ def connect(address: str | None, runtime_env: dict | None = None) -> str:
     import ray
 
     try:
-        ray.init(address=None if address == "local" else address, runtime_env=runtime_env, logging_level="WARNING")
+        # "local" always starts a new instance; None would join a cluster already running on this machine
+        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     except (ConnectionError, TimeoutError) as error:
         raise FtdistError(
             f"no Ray cluster found at --address {address} ({str(error).splitlines()[0]}); start one with "
@@ -217,7 +218,7 @@ def run_on_ray(
         check_writable(storage_path(resolved, profile), "--storage-path")
     # The controller reads this when the job starts and passes it on to the workers.
     os.environ[HEALTH_CHECK_ENV] = _HEALTH_CHECK_FROM_USER or str(profile.health_check_interval_s)
-    connect(address, runtime_env)
+    connect(address, with_thread_env(runtime_env, profile.cpus_per_worker))
     import ray
     from ray.train import TrainingFailedError
 
@@ -241,6 +242,17 @@ def run_on_ray(
         final_dir=final_dir if client or final_dir.is_dir() else None,
         metrics=dict(result.metrics or {}),
     )
+
+
+def with_thread_env(runtime_env: dict | None, cpus_per_worker: float) -> dict:
+    """`runtime_env` plus what `ftdist.env.pick_cpu_threads` needs in each worker: the user's OMP_NUM_THREADS
+    (from the runtime env or this shell; Ray sets its own in every worker) and the worker's CPUs."""
+    from ftdist.env import launcher_thread_env
+
+    runtime_env = dict(runtime_env or {})
+    env_vars = dict(runtime_env.get("env_vars") or {})
+    runtime_env["env_vars"] = {**launcher_thread_env({**os.environ, **env_vars}, cpus_per_worker), **env_vars}
+    return runtime_env
 
 
 # --- `python -m launch.ray_train` (e.g. as a `ray job submit` entrypoint) ----------------------------------------

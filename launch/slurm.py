@@ -151,10 +151,11 @@ def submit(config: str, overrides: list[str], profile: SlurmProfile, job_name: s
 
 
 def wait_for_result(job, timeout_s: float | None) -> Any:
-    """job.result() with a deadline: without sacct, submitit can wait forever for a job that died unseen."""
+    """Rank 0's result, with a deadline: without sacct, submitit can wait forever for a job that died unseen.
+    A job of several tasks (nodes x tasks per node) has one result per task, all of the same run."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while not job.done():
         if deadline is not None and time.monotonic() > deadline:
             raise FtdistError(f"Slurm job {job.job_id} did not finish within {timeout_s:g} s; it is still queued")
         time.sleep(2)
-    return job.result()
+    return job.results()[0]

@@ -13,8 +13,10 @@
 #   4. traps SIGUSR1 (`#SBATCH --signal=B:USR1@N`, time limit near) and SIGTERM (preemption) and forwards
 #      SIGUSR1 to the training step (`scancel --signal=USR1 $SLURM_JOB_ID` reaches every step task). The
 #      trainer all-reduces the flag, saves a checkpoint at the next step boundary and exits 75;
-#   5. requeues the job (`scontrol requeue`) when the step exited 75, or failed after a forwarded signal
+#   5. requeues the job (`scontrol requeue`) when the step exited 75, or failed after a forwarded SIGUSR1
 #      (torchrun turns a worker's 75 into 1). The requeued job resumes from `latest` (checkpoint.resume: auto).
+#      Not after SIGTERM: that is `scancel` (stay cancelled) or a preemption / `scontrol requeue`, after which
+#      Slurm requeues the job itself.
 #
 # Environment knobs (sbatch passes your environment through):
 #   FTDIST_PYTHON=python          the interpreter that has ftdist installed (an activated venv works as is)
@@ -47,14 +49,20 @@ else
   NPROC=1
 fi
 export PYTHONUNBUFFERED=1
+# Threads: each worker takes OMP_NUM_THREADS if you set it, else 1 for a small model, else its share of the
+# allocation (SLURM_CPUS_PER_TASK over the processes per task): ftdist.env.pick_cpu_threads, the rule of every
+# launcher. torchrun sets OMP_NUM_THREADS=1 in its workers, so your own value travels as FTDIST_OMP_NUM_THREADS.
+export FTDIST_OMP_NUM_THREADS=${FTDIST_OMP_NUM_THREADS-${OMP_NUM_THREADS:-}}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 echo "ftdist slurm: job ${SLURM_JOB_ID} SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0} nodes=${SLURM_JOB_NODELIST}" \
   "head=${HEAD}:${PORT} launcher=${LAUNCHER} config=${CONFIG} overrides=[$*] started $(date -u +%FT%TZ)"
 
 PREEMPTED=0
+TERMINATED=0
 on_signal() {
   PREEMPTED=1
+  [ "$1" = TERM ] && TERMINATED=1
   echo "ftdist slurm: batch script got SIG$1; asking the training step to save and stop (SIGUSR1)"
   scancel --signal=USR1 "$SLURM_JOB_ID" || true # no --batch: every step task, not this shell
 }
@@ -88,6 +96,12 @@ while :; do
   kill -0 "$STEP_PID" 2>/dev/null || break
 done
 
+if [ "$TERMINATED" = 1 ]; then
+  echo "ftdist slurm: stopped by SIGTERM (scancel, preemption or scontrol requeue), step exit $rc at" \
+    "$(date -u +%FT%TZ); not requeueing: Slurm requeues a preempted job itself, a cancelled one stays cancelled" \
+    "(resubmit with the same output_dir to resume)"
+  exit "$rc"
+fi
 if [ "$rc" = 75 ] || { [ "$PREEMPTED" = 1 ] && [ "$rc" != 0 ]; }; then
   if [ "${SLURM_RESTART_COUNT:-0}" -ge "${FTDIST_MAX_RESTARTS:-50}" ]; then
     echo "ftdist slurm: stopped for preemption, but already restarted ${SLURM_RESTART_COUNT} times; not requeueing" >&2

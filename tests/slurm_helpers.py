@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+USABLE = ("idle", "mixed", "allocated", "completing")
 
 
 def require_slurm() -> None:
@@ -35,10 +36,27 @@ def _slurm_unavailable() -> str | None:
         states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15).stdout
     except subprocess.TimeoutExpired:
         return "sinfo did not answer within 15 s: the Slurm cluster is down (bash tests/cluster/slurm_up.sh)"
-    if not any(s.strip("*~#") in ("idle", "mixed", "allocated", "completing") for s in states.split()):
+    if not any(s.strip("*~#") in USABLE for s in states.split()):
         found = states.split() or "no answer"
         return f"the Slurm cluster has no usable node (sinfo: {found}); start it: bash tests/cluster/slurm_up.sh"
     return None
+
+
+def require_nodes(count: int) -> None:
+    """Skip unless the cluster has `count` usable nodes (tests/cluster/slurm_up.sh starts 2 by default)."""
+    require_slurm()
+    states = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True, timeout=15).stdout
+    usable = {line.split()[0] for line in states.splitlines() if line.split()[1].strip("*~#") in USABLE}
+    if len(usable) < count:
+        pytest.skip(f"needs {count} Slurm nodes, the cluster has {sorted(usable)}: bash tests/cluster/slurm_up.sh")
+
+
+def same_weights(run: Path, other: Path) -> bool:
+    """Bitwise equality of two runs' final/model.safetensors."""
+    from safetensors.torch import load_file
+
+    weights, others = load_file(run / "final" / "model.safetensors"), load_file(other / "final" / "model.safetensors")
+    return weights.keys() == others.keys() and all((weights[k] == others[k]).all() for k in weights)
 
 
 def job_env() -> dict[str, str]:
@@ -60,6 +78,12 @@ def job_info(job_id: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in out.split() if "=" in item)
 
 
+def cancel(job_id: str) -> None:
+    """Cancel for good: the sbatch scripts requeue a job whose batch shell gets SIGTERM, which scancel sends."""
+    subprocess.run(["scontrol", "update", f"jobid={job_id}", "requeue=0"], capture_output=True, timeout=30)
+    subprocess.run(["scancel", job_id], timeout=30)
+
+
 def wait_job(job_id: str, timeout_s: float) -> dict[str, str]:
     """Wait until the job has left the queue for good (a requeued job stays queued); cancel it at the deadline."""
     deadline = time.monotonic() + timeout_s
@@ -68,7 +92,7 @@ def wait_job(job_id: str, timeout_s: float) -> dict[str, str]:
         if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"):
             return job_info(job_id)
         if time.monotonic() > deadline:
-            subprocess.run(["scancel", job_id], timeout=30)
+            cancel(job_id)
             pytest.fail(f"Slurm job {job_id} still {state or 'unknown'} after {timeout_s:g} s; cancelled it")
         time.sleep(0.5)
 
@@ -83,7 +107,7 @@ def wait_for_step(run_dir: Path, step: int, job_id: str, timeout_s: float) -> No
         if job_info(job_id).get("JobState") in ("COMPLETED", "FAILED", "CANCELLED"):
             pytest.fail(f"job {job_id} ended before step {step}")
         time.sleep(0.2)
-    subprocess.run(["scancel", job_id], timeout=30)
+    cancel(job_id)
     pytest.fail(f"job {job_id} did not reach step {step} within {timeout_s:g} s")
 
 

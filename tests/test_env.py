@@ -6,6 +6,8 @@ so this is the one mock the core allows (the code paths that pick them are what 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -89,3 +91,31 @@ def test_precision_follows_hardware(monkeypatch):
 def test_unsafe_precision_is_rejected(requested, device, fix):
     with pytest.raises(FtdistError, match=fix):
         pick_precision(requested, torch.device(device))
+
+
+def test_threads_follow_the_allocation_the_same_way_under_every_launcher():
+    """`pick_cpu_threads`, the one rule: the user's OMP_NUM_THREADS, else 1 for a small model, else the allocation
+    over the processes sharing it; whichever launcher set the environment (torchrun and Ray set OMP_NUM_THREADS
+    themselves, so ftdist's launchers pass the user's value on as FTDIST_OMP_NUM_THREADS)."""
+    from ftdist.env import launcher_thread_env, pick_cpu_threads
+
+    cpu, wide = torch.device("cpu"), 512
+    here = len(os.sched_getaffinity(0))
+    unset = launcher_thread_env({})  # what `ftdist launch local` / _launch.sh add when the user set nothing
+    allocations = {
+        "ftdist train": ({}, here),
+        "launch local --nproc 2": ({**unset, "OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "2"}, max(1, here // 2)),
+        "sbatch srun task, -c 4": ({**unset, "SLURM_CPUS_PER_TASK": "4"}, 4),
+        "sbatch torchrun x2, -c 8": ({**unset, "SLURM_CPUS_PER_TASK": "8", "LOCAL_WORLD_SIZE": "2"}, 4),
+        "submitit task, -c 3": ({"SLURM_CPUS_PER_TASK": "3"}, 3),
+        "ray, 2 cpus per worker": ({**launcher_thread_env({}, 2.0), "LOCAL_WORLD_SIZE": "2"}, 2),
+    }
+    for name, (environ, threads) in allocations.items():
+        assert pick_cpu_threads(cpu, wide, environ) == threads, name
+        assert pick_cpu_threads(cpu, 64, environ) == 1, name  # narrower than 256: one thread
+        user = {**environ, **launcher_thread_env({"OMP_NUM_THREADS": "3"}), "OMP_NUM_THREADS": "1"}
+        assert pick_cpu_threads(cpu, 64, user) == 3, name  # the user's value survives torchrun's/Ray's 1
+    assert pick_cpu_threads(cpu, wide, {"SLURM_CPUS_PER_TASK": "1", "LOCAL_WORLD_SIZE": "4"}) == 1
+    assert pick_cpu_threads(torch.device("meta"), wide, {}) is None  # not a CPU: torch's own choice
+    with pytest.raises(FtdistError, match="OMP_NUM_THREADS='two' is not a whole number"):
+        pick_cpu_threads(cpu, wide, {"OMP_NUM_THREADS": "two"})

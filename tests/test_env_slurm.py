@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from ftdist.checkpoint import CheckpointManager, resolve_resume, verify
 from ftdist.env import detect_env, slurm_rendezvous
+from ftdist.errors import FtdistError
 from ftdist.preemption import PreemptionFlag
+from ftdist.rendezvous import first_slurm_host
 
 
 def test_rendezvous_from_a_single_host_job():
@@ -27,7 +31,20 @@ def test_rendezvous_from_a_single_host_job():
 
 @pytest.mark.skipif(shutil.which("scontrol") is None, reason="scontrol (slurm-client) is not installed")
 def test_rendezvous_expands_a_bracketed_node_list_with_scontrol():
-    assert slurm_rendezvous({"SLURM_JOB_NODELIST": "gpu[07-09,12]"})["MASTER_ADDR"] == "gpu07"
+    assert first_slurm_host("gpu[07-09,12]") == "gpu07"
+
+
+@pytest.mark.skipif(shutil.which("scontrol") is None, reason="scontrol (slurm-client) is not installed")
+def test_a_head_node_name_that_does_not_resolve_is_named_with_what_to_check():
+    """Every task, and the sbatch script (`python -m ftdist.rendezvous`), stops at the name, not at a timeout."""
+    job = {"SLURM_JOB_NODELIST": "nosuchnode-ci[1-2]", "SLURM_JOB_ID": "42"}
+    with pytest.raises(FtdistError, match=r"head node name 'nosuchnode-ci1' \(first of SLURM_JOB_NODELIST="):
+        slurm_rendezvous(job)
+    done = subprocess.run(
+        [sys.executable, "-m", "ftdist.rendezvous"], env={**os.environ, **job}, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert "does not resolve" in done.stderr and "getent hosts nosuchnode-ci1" in done.stderr, done.stderr
 
 
 def test_restart_count_is_read_with_or_without_tasks():

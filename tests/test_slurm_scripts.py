@@ -1,10 +1,11 @@
-"""The shipped sbatch scripts on a real single-node Slurm cluster (tests/cluster/slurm_up.sh).
+"""The shipped sbatch scripts on the real Slurm cluster of tests/cluster/slurm_up.sh, one node per job.
 
 - slurm/tiny_gpt.sh trains a tiny GPT to completion: loss falls, final/ loads with transformers;
 - slurm/full_ft_13b.sh runs its own multi-node launch logic (srun -> torchrun --node_rank $SLURM_NODEID
   -> ftdist train) on 2 CPU processes with DDP over gloo, overridden to the tiny Llama;
 - preemption: `scancel --signal=USR1 --full` mid-run -> the job saves, requeues itself, resumes and ends with
-  the same weights and loss curve as an uninterrupted run, and its log shows SLURM_RESTART_COUNT=1.
+  the same weights and loss curve as an uninterrupted run, and its log shows SLURM_RESTART_COUNT=1;
+- a plain `scancel` stays cancelled (no requeue). Two-node jobs: tests/test_slurm_two_nodes.py.
 """
 
 from __future__ import annotations
@@ -138,3 +139,15 @@ def test_one_srun_task_per_process_without_torchrun(tmp_path: Path):
     assert info["JobState"] == "COMPLETED", text
     assert "launcher=srun" in text and "ddp x2" in text, text
     assert (run / "final" / "model.safetensors").exists()
+
+
+def test_scancel_stays_cancelled(tmp_path: Path):
+    """A plain `scancel` (SIGTERM to the batch shell) stops the job for good: the workers save, no requeue."""
+    run, log = tmp_path / "run", tmp_path / "job.out"
+    job = sbatch("slurm/tiny_gpt.sh", [*TINY, "train.max_steps=400", f"output_dir={run}"], CPU_JOB, log)
+    wait_for_step(run, 10, job, 180)
+    subprocess.run(["scancel", job], check=True, timeout=30)
+    info = wait_job(job, 120)
+    text = log.read_text()
+    assert info["JobState"] == "CANCELLED" and info.get("Restarts") == "0", text
+    assert "not requeueing" in text and "requeueing job" not in text, text

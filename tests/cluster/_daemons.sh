@@ -15,3 +15,16 @@ is_ours() {
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || return 1
   [ "$(starttime "$pid")" = "$st" ] || return 1
 }
+
+# slurmd_records -> the names of the recorded slurmd processes: slurmd-NODE for each node (and the single
+# "slurmd" of clusters started by an older slurm_up.sh)
+slurmd_records() {
+  local f
+  for f in "$RUN_DIR"/slurmd.pid "$RUN_DIR"/slurmd-*.pid; do [ -e "$f" ] && basename "$f" .pid; done
+}
+
+any_slurmd_ours() {
+  local name
+  for name in $(slurmd_records); do is_ours "$name" && return 0; done
+  return 1
+}

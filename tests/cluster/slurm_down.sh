@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# slurm_down.sh - stop the single-node Slurm cluster started by tests/cluster/slurm_up.sh.
+# slurm_down.sh - stop the Slurm cluster started by tests/cluster/slurm_up.sh.
 # Only processes recorded in /run/slurm-ci/<name>.pid (pid + start time +
 # command name, all three must match) are signalled; nothing is killed by name.
 #
@@ -62,19 +62,21 @@ if is_ours slurmctld && scontrol ping >/dev/null 2>&1; then
   fi
 fi
 # any step processes still known to slurmd? (they belong to jobs of our cluster)
-if is_ours slurmd; then
+if any_slurmd_ours; then
   left=$(scontrol listpids 2>/dev/null | awk 'NR>1 && $1 ~ /^[0-9]+$/ {print $1}')
   [ -n "$left" ] && log "WARNING: job processes still present: $(echo $left)"
 fi
 
-stop slurmd 20
+for name in $(slurmd_records); do stop "$name" 20; done
+# the nodes' /etc/hosts lines (slurm_up.sh adds them for a two-node cluster)
+grep -q ' # slurm-ci$' /etc/hosts && sed -i '/ # slurm-ci$/d' /etc/hosts
 stop slurmctld 20
 stop slurmdbd 20
 stop mariadbd 60
 [ "$KEEP_MUNGE" = 1 ] || stop munged 10
 
 # leftover job step daemons (slurmstepd) show up as unix sockets in the spool dir
-socks=$(find "$SPOOL_DIR" -maxdepth 1 -type s 2>/dev/null | tr '\n' ' ')
+socks=$(find "$SPOOL_DIR" -maxdepth 2 -type s 2>/dev/null | tr '\n' ' ')
 [ -n "$socks" ] && log "NOTE: step sockets left in $SPOOL_DIR: $socks"
 
 if [ "$PURGE" = 1 ]; then
