@@ -6,13 +6,15 @@ talking to the others, so the formula exists once. This module imports no torch:
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess
 import sys
 
 from ftdist.errors import FtdistError
 
-__all__ = ["first_slurm_host", "slurm_rendezvous"]
+__all__ = ["check_port_free", "first_slurm_host", "slurm_rendezvous"]
 
 
 def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
@@ -28,6 +30,26 @@ def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
     if environ.get("SLURM_JOB_ID", "").isdigit():
         result["MASTER_PORT"] = str(20000 + int(environ["SLURM_JOB_ID"]) % 20000)
     return result
+
+
+def check_port_free(port: int, how_to_change: str) -> None:
+    """Raise a clear error if `port` cannot be listened on here (the head node, where the rendezvous store runs).
+
+    torchrun's own message for this is a TCPStore traceback from every worker after its timeout; this check
+    runs before torchrun starts. SO_REUSEADDR as the store sets it, so a port in TIME_WAIT counts as free.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError as error:
+            if error.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            why = "already in use (another job or rendezvous?)" if error.errno == errno.EADDRINUSE else "not allowed"
+            raise FtdistError(
+                f"rendezvous port {port} on this node is {why}: the head node listens on it for the other "
+                f"processes; {how_to_change}"
+            ) from None
 
 
 def first_slurm_host(nodelist: str) -> str:
