@@ -262,4 +262,5 @@ def print_table(rows: list[Row], config_path: str, env) -> None:
     console.print(table)
     for row in rows:
         if not row.ok:
-            console.print(f"ftdist doctor: {row.check} failed: {row.result.rstrip('.')}. Fix: {row.fix}", soft_wrap=True)
+            message = f"ftdist doctor: {row.check} failed: {row.result.rstrip('.')}. Fix: {row.fix}"
+            console.print(message, soft_wrap=True)

@@ -32,7 +32,7 @@ from ftdist.errors import FtdistError
 pytestmark = pytest.mark.ray
 
 CONFIG = str(REPO / "cluster_configs" / "tiny_llama_full.yaml")
-STEPS, EVERY = 40, 4
+STEPS, EVERY = 24, 4
 COMMON = [
     "strategy=ddp",
     f"train.max_steps={STEPS}",
