@@ -50,6 +50,9 @@ def run_checks(config, env) -> list[Row]:
         return rows  # no process group: the next checks need one
     rows.append(shared_fs_row(config, env))
     rows = gather_rows(rows, env)
+    if not all(row.ok for row in rows):  # every rank sees the same merged rows: all skip together
+        rows.append(Row("2-step run", "skipped: fix the failures above first", warn=True))
+        return rows
     rows.append(tiny_run_row(config, env))  # last: the trainer leaves the process group when it ends
     return rows
 
@@ -167,7 +170,7 @@ def shared_fs_row(config, env) -> Row:
 
 
 def gather_rows(rows: list[Row], env) -> list[Row]:
-    """Rank 0's rows, with any failure on another rank added (its fix included)."""
+    """This rank's rows, with every other rank's failures added (with their fixes): the same verdict on all."""
     import torch.distributed as dist
 
     if not env.distributed:
@@ -175,9 +178,9 @@ def gather_rows(rows: list[Row], env) -> list[Row]:
     everyone: list = [None] * env.world_size
     dist.all_gather_object(everyone, [row.__dict__ for row in rows])
     merged = list(rows)
-    for rank, theirs in enumerate(everyone[1:], start=1):
+    for rank, theirs in enumerate(everyone):
         for row in theirs:
-            if not row["ok"]:
+            if rank != env.rank and not row["ok"]:
                 merged.append(Row(f"{row['check']} (rank {rank})", row["result"], False, row["fix"]))
     return merged
 

@@ -14,7 +14,8 @@ CONFIG = "cluster_configs/tiny_llama_full.yaml"
 
 @pytest.mark.distributed
 def test_doctor_two_ranks_passes_with_every_row(tmp_path):
-    result = run_cli("doctor", CONFIG, "--nproc", "2", f"output_dir={tmp_path / 'run'}", timeout=300)
+    # The command as a user types it; from tmp_path, so its output_dir (runs/tiny_llama_full) lands there
+    result = run_cli("doctor", str(REPO / CONFIG), "--nproc", "2", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = result.stdout
     for row in ("packages", "device, precision", "all_reduce", "shared output_dir", "2-step run"):
@@ -25,6 +26,7 @@ def test_doctor_two_ranks_passes_with_every_row(tmp_path):
     assert "read back by every rank" in table
     assert "full x ddp, tiny llama: 2 steps" in table and "train it with strategy=ddp" in table  # single x2: warn
     assert "FAIL" not in table
+    assert not list((tmp_path / "runs" / "tiny_llama_full" / ".doctor").iterdir())  # markers and run cleaned up
 
 
 def test_doctor_fails_with_the_fix(tmp_path):
