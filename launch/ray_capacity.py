@@ -109,10 +109,14 @@ class CapacityWatch:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
+        import ray
+
         known = {node["NodeID"]: node for node in room(self.profile)[1]}
         short_since: float | None = None
         fitted = False  # an autoscaling cluster may start short: only a drop after the workers fitted counts
         while not self._stop.wait(self.POLL_S):
+            if not ray.is_initialized():  # the driver disconnected; a Ray call now would start a local cluster
+                return
             try:
                 fits, nodes = room(self.profile)
             except Exception:  # the driver is shutting down
