@@ -50,9 +50,12 @@ PLACED = re.compile(r"ftdist: Ray Train worker rank (\d) of 2 on node (\w+)")
 def cluster():
     """The head in this process (`Cluster`, so its processes are this module's own) and a second node joined to
     it as on a real machine, `ray start --address HEAD --block`, with its own ports and resource label."""
-    ray_cluster = pytest.importorskip("ray.cluster_utils")
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "OMP_NUM_THREADS")}
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "OMP_NUM_THREADS", "RAY_AUTH_MODE")}
     os.environ.update(PYTHONPATH=f"{REPO}{os.pathsep}{saved['PYTHONPATH'] or ''}", OMP_NUM_THREADS="1")
+    # Ray 2.60 turns token auth on for a cluster whenever ~/.ray/auth_token exists, which any `ray.init()`
+    # without an address (`--address local`) writes; this module's nodes and driver agree on "off" instead.
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # before ray is imported: its config reads it once
+    ray_cluster = pytest.importorskip("ray.cluster_utils")
     # The GCS declares a node dead after ~1.5 s without heartbeats (default ~15 s).
     fast = {"health_check_period_ms": 500, "health_check_timeout_ms": 500, "health_check_failure_threshold": 3}
     head = {"num_cpus": 1, "gcs_server_port": free_port(), "include_dashboard": False, "_system_config": fast}
