@@ -14,7 +14,7 @@ from ftdist.errors import FtdistError
 
 # Subcommand modules, in --help order. A new subcommand is a new module and one entry here.
 # export: also `merge`
-COMMANDS = ["train", "validate", "plan", "prepare", "generate", "eval", "compare", "export", "launch"]
+COMMANDS = ["train", "validate", "plan", "prepare", "generate", "eval", "compare", "export", "launch", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ talking to the others, so the formula exists once. This module imports no torch:
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import sys
 
 from ftdist.errors import FtdistError
 
-__all__ = ["check_resolves", "first_slurm_host", "slurm_rendezvous"]
+__all__ = ["check_port_free", "check_resolves", "first_slurm_host", "slurm_rendezvous"]
 
 
 def slurm_rendezvous(environ: dict[str, str]) -> dict[str, str]:
@@ -42,6 +43,26 @@ def check_resolves(head: str, nodelist: str) -> str:
             f"every node resolves: check DNS or /etc/hosts on each node (`getent hosts {head}`)"
         ) from None
     return head
+
+
+def check_port_free(port: int, how_to_change: str) -> None:
+    """Raise a clear error if `port` cannot be listened on here (the head node, where the rendezvous store runs).
+
+    torchrun's own message for this is a TCPStore traceback from every worker after its timeout; this check
+    runs before torchrun starts. SO_REUSEADDR as the store sets it, so a port in TIME_WAIT counts as free.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError as error:
+            if error.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            why = "already in use (another job or rendezvous?)" if error.errno == errno.EADDRINUSE else "not allowed"
+            raise FtdistError(
+                f"rendezvous port {port} on this node is {why}: the head node listens on it for the other "
+                f"processes; {how_to_change}"
+            ) from None
 
 
 def first_slurm_host(nodelist: str) -> str:

@@ -39,9 +39,13 @@ class LocalLauncher(Launcher):
 
     def submit(self, config, profile: LocalProfile, args: argparse.Namespace) -> int:
         from ftdist.env import free_port, launcher_thread_env
+        from ftdist.rendezvous import check_port_free
 
         if profile.nnodes > 1 and profile.master_port is None:
             raise FtdistError("multi-node runs need the same --master-port on every node, e.g. --master-port 29500")
+        if profile.master_port is not None and profile.node_rank == 0 and not args.dry_run:
+            how = "pass another --master-port (profile key master_port), the same on every node"
+            check_port_free(profile.master_port, how)  # node 0 hosts the store; the others only connect to it
         command = torchrun_command(profile, self.nproc(profile), profile.master_port or free_port(), args)
         if args.dry_run:
             print(" ".join(command))

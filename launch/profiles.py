@@ -124,6 +124,9 @@ class RayProfile(LauncherProfile):
     default, 2 s, dominates short runs). Sets RAY_TRAIN_HEALTH_CHECK_INTERVAL_S unless already set."""
     check_resources: bool = True
     """Refuse to start when the cluster cannot hold the workers; turn off on autoscaling clusters."""
+    capacity_timeout_s: NonNegativeFloat = 0.0
+    """After a node leaves mid-run: stop the job once the workers have not fitted on the live nodes for this
+    many seconds; 0 waits for a node to join without limit (Ray's own behaviour)."""
 
     def resources(self) -> dict[str, float]:
         """One worker's Ray resource request (ScalingConfig.resources_per_worker)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import socket
 import sys
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ftdist.errors import FtdistError
 from launch.base import Launcher
 from launch.profiles import RayProfile
+from launch.ray_capacity import check_resources, fit_watched
 
 if TYPE_CHECKING:
     from ftdist.config import RunConfig
@@ -76,36 +76,6 @@ def _probe(address: str) -> None:
             f"no Ray cluster answers at {address} (TCP connect failed within {CONNECT_TIMEOUT_S:.0f} s: "
             f"{error.strerror or error}); check the address and that `ray start --head` runs there"
         ) from None
-
-
-def check_resources(profile: RayProfile) -> None:
-    """Refuse a job whose workers cannot all be placed, instead of letting Ray wait for resources forever."""
-    import ray
-
-    wanted, count = profile.resources(), profile.workers
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-    per_node = [min(math.floor(node.get(k, 0.0) / v + 1e-9) for k, v in wanted.items() if v > 0) for node in nodes]
-    room = sum(per_node)
-    if profile.placement_strategy == "STRICT_SPREAD":
-        room = sum(1 for fits in per_node if fits > 0)
-    elif profile.placement_strategy == "STRICT_PACK":
-        room = max(per_node, default=0)
-    if room >= count:
-        return
-    total = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory") or k in wanted}
-    raise FtdistError(
-        f"--workers {count} needing {_fmt(wanted)} each do not fit: the cluster ({len(nodes)} "
-        f"node(s), {_fmt(total)} in total) has room for {room} with placement {profile.placement_strategy}. "
-        "Lower --workers or --cpus-per-worker / --gpus-per-worker, add nodes, or pass "
-        "--check-resources false on an autoscaling cluster"
-    )
-
-
-def _fmt(resources: dict[str, float]) -> str:
-    def one(key: str, value: float) -> str:
-        return f"{value / 2**30:.1f} GiB memory" if key == "memory" else f"{value:g} {key}"
-
-    return ", ".join(one(k, v) for k, v in resources.items()) or "nothing"
 
 
 def check_writable(folder: str, what: str) -> None:
@@ -226,7 +196,7 @@ def run_on_ray(
         if profile.check_resources:
             check_resources(profile)
         try:
-            result = build_trainer(resolved, profile).fit()
+            result = fit_watched(build_trainer(resolved, profile).fit, profile, _gcs_address(ray))
         except TrainingFailedError as error:
             raise FtdistError(
                 f"the Ray Train job {resolved.name} failed (--max-failures {profile.max_failures} restarts "
@@ -253,6 +223,14 @@ def with_thread_env(runtime_env: dict | None, cpus_per_worker: float) -> dict:
     env_vars = dict(runtime_env.get("env_vars") or {})
     runtime_env["env_vars"] = {**launcher_thread_env({**os.environ, **env_vars}, cpus_per_worker), **env_vars}
     return runtime_env
+
+
+def _gcs_address(ray) -> str:
+    """The address a new node joins with (`ray start --address ...`)."""
+    try:
+        return ray.get_runtime_context().gcs_address
+    except Exception:
+        return "HEAD:6379"
 
 
 # --- `python -m launch.ray_train` (e.g. as a `ray job submit` entrypoint) ----------------------------------------

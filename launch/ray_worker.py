@@ -23,7 +23,10 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
 
     config, overrides = loop_config["config"], list(loop_config.get("overrides", []))
     # The final checkpoint was reported by the trainer (Result.checkpoint); `final/` sits in the run folder.
-    rank = ray.train.get_context().get_world_rank()
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    node = ray.get_runtime_context().get_node_id()
+    print(f"ftdist: Ray Train worker rank {rank} of {context.get_world_size()} on node {node}", flush=True)
     report = CheckpointReporter(rank)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:

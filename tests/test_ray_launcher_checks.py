@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import run_cli
 from ftdist.config import load_config
 from ftdist.env import detect_env, free_port
 from ftdist.errors import ConfigError, FtdistError
@@ -21,6 +22,17 @@ def test_no_cluster_at_address_fails_fast_with_a_message(tmp_path):
     with pytest.raises(FtdistError, match="no Ray cluster answers at 127.0.0.1"):
         launch(CONFIG, [f"output_dir={tmp_path}/run"], address=f"127.0.0.1:{free_port()}")
     assert time.perf_counter() - started < 10
+
+
+def test_cli_with_no_cluster_at_address_says_so_within_seconds(tmp_path):
+    """`ftdist launch ray --address HOST:PORT` with nothing listening: one paragraph, exit 2, no minute-long
+    ray.init retry loop."""
+    port, started = free_port(), time.perf_counter()
+    result = run_cli("launch", "ray", "--address", f"127.0.0.1:{port}", CONFIG, f"output_dir={tmp_path}/run")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.stderr and "ray start --head" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.perf_counter() - started < 20
 
 
 def test_unwritable_storage_path_is_refused_before_connecting(tmp_path):
