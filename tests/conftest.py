@@ -11,6 +11,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Ray 2.60 writes ~/.ray/auth_token when `ray.init()` starts a private cluster (`--address local`), and every
+# later cluster then refuses clients without that token (InvalidAuthToken). The tests' clusters are their own,
+# on the loopback: no token. Set before ray is imported (its config reads it once); subprocesses inherit it.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
 
 def tiny_gpt_config(run_dir: Path, **train) -> dict:
     """A 2-layer, 32-wide char-level GPT on the shipped SQL corpus: ~30 ms per step on CPU."""
