@@ -59,3 +59,11 @@ def test_compiled_model_trains_the_same_and_saves_plain_names(tmp_path):
     assert [e["loss"] for e in read_metrics(tmp_path / "compiled") if "loss" in e] == pytest.approx(eager, rel=1e-4)
     names = load_file(result.final_dir / "model.safetensors").keys()
     assert not any("_orig_mod" in name for name in names)
+
+
+def test_qlora_compute_dtype_auto_avoids_emulated_bf16():
+    from ftdist.models.quantized import quant_compute_dtype
+
+    fast = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32  # AVX2 CPUs multiply bf16 ~50x slower
+    assert quant_compute_dtype("auto", "cpu") == fast
+    assert quant_compute_dtype("bf16", "cpu") == torch.bfloat16 and quant_compute_dtype("fp32", "cpu") == torch.float32

@@ -47,8 +47,10 @@ class QuantizationSettings(Section):
     """4-bit data type: `nf4` (NormalFloat, the QLoRA paper's) or `fp4`."""
     double_quant: bool = True
     """Quantize the quantization constants too (saves about 0.4 bits per parameter)."""
-    compute_dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
-    """The dtype the 4-bit weights are de-quantized to for each matmul."""
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """The dtype the 4-bit weights are de-quantized to for each matmul. `auto`: bf16 on CUDA with bf16 and on CPUs
+    that multiply bf16 in hardware (AMX, AVX512-BF16), fp16 on older CUDA, else fp32: an AVX2 CPU multiplies bf16
+    about 50x slower than fp32."""
 
 
 class MethodConfig(NamedSection):
