@@ -121,7 +121,10 @@ def _adapter_model(folder: Path, config: RunConfig | None) -> nn.Module:
             "folder (or edit base_model_name_or_path in adapter_config.json)"
         )
     base = _load_base(Path(base_path), config)
-    return PeftModel.from_pretrained(base, folder)
+    from ftdist.methods.lora import without_peft_deprecation_notice
+
+    with without_peft_deprecation_notice():
+        return PeftModel.from_pretrained(base, folder)
 
 
 def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:

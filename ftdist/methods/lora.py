@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from contextlib import contextmanager
 
 from torch import nn
 
@@ -48,6 +49,15 @@ class QLoraMethod(LoraMethod):
         return problems
 
 
+@contextmanager
+def without_peft_deprecation_notice():
+    """peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` property when it wraps a model; the
+    FutureWarning is peft's to fix, not the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        yield
+
+
 def add_adapters(model: nn.Module, config) -> nn.Module:
     """Freeze the base, add adapters on the target layers; returns a peft `PeftModel`."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -68,8 +78,7 @@ def add_adapters(model: nn.Module, config) -> nn.Module:
         fan_in_fan_out=_uses_conv1d(model, targets),
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing` property
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+    with without_peft_deprecation_notice():
         model = get_peft_model(model, lora_config)
     pin_4bit_layout(model)
     return model

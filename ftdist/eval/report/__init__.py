@@ -90,8 +90,17 @@ def _stats_table(cols: list[Model]) -> Table:
     keys: list[str] = []
     for values in stats.values():
         keys += [k for k in values if k not in keys]
-    return ["", *stats], [[key] + [_fmt(stats[name].get(key)) if key in stats[name] else "not recorded"
+    return ["", *stats], [[key] + [_fmt_stat(key, stats[name].get(key)) if key in stats[name] else "not recorded"
                                     for name in stats] for key in keys]  # fmt: skip
+
+
+def _fmt_stat(key: str, value: Any) -> str:
+    """Run statistics as people read them: bytes in GiB, counts as whole numbers."""
+    if isinstance(value, (int, float)) and key.endswith("_bytes"):
+        return f"{value / 2**30:.2f} GiB"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return _fmt(value)
 
 
 def _agreement(cols: list[Model]) -> list[tuple[str, dict[str, set], int]]:
