@@ -11,7 +11,6 @@ in training, so the same checks run under torchrun, srun and Ray.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -123,41 +122,23 @@ def shared_fs_row(config, env) -> Row:
     """Each rank publishes a marker (write, fsync, rename) under output_dir; every rank reads all of them."""
     import torch.distributed as dist
 
+    from ftdist.shared_dir import publish_marker, unseen_markers, withdraw_marker
+
     folder = Path(config.run_dir) / ".doctor"
-    payload = os.urandom(MARKER_MIB * 2**20)
     problem, seconds = "", 0.0
     try:
         if env.is_main:
             shutil.rmtree(folder / "run", ignore_errors=True)  # the last doctor's 2-step run
-        folder.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        partial = folder / f"rank{env.rank}.partial"
-        with open(partial, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, folder / f"rank{env.rank}.marker")
-        seconds = time.perf_counter() - started
-        (folder / f"rank{env.rank}.sha").write_text(hashlib.sha256(payload).hexdigest())
+        seconds = publish_marker(folder, env.rank, os.urandom(MARKER_MIB * 2**20))
     except OSError as error:
         problem = f"rank {env.rank} cannot write {folder} ({error.strerror or error})"
     if env.distributed:
         dist.barrier()
-    if not problem:
-        unseen = []
-        for rank in range(env.world_size):
-            marker, sha = folder / f"rank{rank}.marker", folder / f"rank{rank}.sha"
-            try:
-                if hashlib.sha256(marker.read_bytes()).hexdigest() != sha.read_text():
-                    unseen.append(f"{rank} (content differs)")
-            except OSError:
-                unseen.append(str(rank))
-        if unseen:
-            problem = f"rank {env.rank} (node {env.node_rank}) cannot see the markers of rank(s) {', '.join(unseen)}"
+    if not problem and (unseen := unseen_markers(folder, list(range(env.world_size)))):
+        problem = f"rank {env.rank} (node {env.node_rank}) cannot see the markers of rank(s) {', '.join(unseen)}"
     if env.distributed:
         dist.barrier()
-    for name in (f"rank{env.rank}.marker", f"rank{env.rank}.sha"):
-        (folder / name).unlink(missing_ok=True)
+    withdraw_marker(folder, env.rank)
     if problem:
         fix = (
             f"put output_dir ({config.run_dir}) on a file system every node mounts at the same path "

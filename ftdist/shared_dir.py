@@ -1,12 +1,17 @@
-"""Is `output_dir` one folder on every node? Checked once, right after the process group forms.
+"""Is `output_dir` one folder on every node? One marker routine, used by the trainer and by `ftdist doctor`.
 
-Rank 0 writes a marker with a random token into the run folder; every rank reads it back. A node that does not
-see it has its own local folder at that path (a node-local /tmp or scratch disk), and its ranks would write
-checkpoint shards that no other node can read: the run would only fail later, at its first save or resume.
+Each rank publishes a marker the way checkpoints are published (write, fsync, rename) with its hash beside it,
+and reads back the markers of the ranks it checks. A node that cannot read them has its own local folder at
+that path (a node-local /tmp or scratch disk): its ranks would write checkpoint shards that no other node can
+read, and the run would only fail later, at its first save or resume.
+
+The trainer checks once, right after the process group forms, with a small marker against rank 0's; doctor
+checks every rank's checkpoint-sized marker and reports the write rate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -18,9 +23,49 @@ import torch.distributed as dist
 
 from ftdist.errors import FtdistError
 
-MARKER = ".ftdist-shared-check"
+MARKER_DIR = ".ftdist-shared-check"
 WAIT_S = 10.0
-"""How long a rank looks for the marker: NFS may cache a lookup that missed for a few seconds."""
+"""How long a rank looks for a marker: NFS may cache a lookup that missed for a few seconds."""
+
+
+def publish_marker(folder: Path, rank: int, payload: bytes) -> float:
+    """Write this rank's marker as checkpoints are written (whole file, fsync, rename); seconds taken.
+
+    Raises OSError when the folder cannot be written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    partial = folder / f"rank{rank}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, folder / f"rank{rank}.marker")
+    seconds = time.perf_counter() - started
+    (folder / f"rank{rank}.sha").write_text(hashlib.sha256(payload).hexdigest())
+    return seconds
+
+
+def unseen_markers(folder: Path, ranks: list[int], wait_s: float = 0.0) -> list[str]:
+    """The ranks among `ranks` whose marker this process cannot read back intact (after up to `wait_s`)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        unseen = [problem for rank in ranks if (problem := _marker_problem(folder, rank))]
+        if not unseen or time.monotonic() >= deadline:
+            return unseen
+        time.sleep(0.5)
+
+
+def withdraw_marker(folder: Path, rank: int) -> None:
+    for name in (f"rank{rank}.marker", f"rank{rank}.sha", f"rank{rank}.partial"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def _marker_problem(folder: Path, rank: int) -> str:
+    try:
+        marker, digest = (folder / f"rank{rank}.marker").read_bytes(), (folder / f"rank{rank}.sha").read_text()
+    except OSError:
+        return str(rank)
+    return "" if hashlib.sha256(marker).hexdigest() == digest else f"{rank} (content differs)"
 
 
 def check_shared_output_dir(run_dir: Path, rank: int, node_rank: int, device: torch.device) -> None:
@@ -28,39 +73,24 @@ def check_shared_output_dir(run_dir: Path, rank: int, node_rank: int, device: to
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
     on = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    marker = Path(run_dir) / MARKER
-    token = torch.tensor([secrets.randbits(62) if rank == 0 else 0], dtype=torch.int64, device=on)
-    if rank == 0:
-        marker.write_text(str(int(token.item())))
-    dist.broadcast(token, 0)  # after rank 0's write
-    seen = _sees(marker, str(int(token.item())))
+    folder = Path(run_dir) / MARKER_DIR
+    publish_marker(folder, rank, secrets.token_bytes(64))
+    dist.barrier()  # every marker is published
+    seen = rank == 0 or not unseen_markers(folder, [0], WAIT_S)
     missing = torch.zeros(dist.get_world_size(), dtype=torch.int64, device=on)
     if not seen:
         missing[rank] = node_rank + 1
-    dist.all_reduce(missing)
-    if rank == 0:
-        marker.unlink(missing_ok=True)
+    dist.all_reduce(missing)  # also the barrier before rank 0 withdraws what the others read
+    withdraw_marker(folder, rank)
     nodes = sorted({int(n) - 1 for n in missing.tolist() if n})
     if nodes:
         here = f" (this is node {_node_name()}, node rank {node_rank})" if not seen else ""
         raise FtdistError(
-            f"output_dir={run_dir} is not one shared folder: rank 0 wrote {MARKER} there, but the ranks on node "
-            f"rank(s) {', '.join(map(str, nodes))} cannot see it{here}. Every node must mount output_dir at the "
-            "same path (a shared filesystem such as NFS, Lustre or a shared /home), not a node-local disk like /tmp"
+            f"output_dir={run_dir} is not one shared folder: rank 0 wrote a marker in {MARKER_DIR} there, but the "
+            f"ranks on node rank(s) {', '.join(map(str, nodes))} cannot see it{here}. Every node must mount "
+            "output_dir at the same path (a shared filesystem such as NFS, Lustre or a shared /home), not a "
+            "node-local disk like /tmp"
         )
-
-
-def _sees(marker: Path, token: str) -> bool:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            if marker.read_text() == token:
-                return True
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
 
 
 def _node_name() -> str:

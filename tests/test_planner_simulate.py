@@ -86,3 +86,15 @@ def test_shipped_7b_and_13b_simulate_at_their_world_size(name: str, capsys) -> N
     rows = json.loads(capsys.readouterr().out)["simulation"]
     for row in rows:
         assert row["world"] == 8 and 0.8 < row["ratio"] < 1.25, row
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_two_micro_steps_give_the_peak_of_four(checkpointing: bool, monkeypatch) -> None:
+    """The simulation runs at most MICRO_STEPS micro-steps per step: grad_accum 4 simulated in full peaks
+    exactly where the capped simulation does (every micro-step after the first holds the same memory)."""
+    import ftdist.planner.simulate as simulate
+
+    config = load_config(CONFIGS / "tiny_llama_full.yaml", ["strategy.name=fsdp", *SMALL, "train.grad_accum=4"])
+    capped = simulate_peak(config, 2, checkpointing)["peak_bytes"]
+    monkeypatch.setattr(simulate, "MICRO_STEPS", 4)  # a parameter of the simulation, not a stand-in for it
+    assert simulate_peak(config, 2, checkpointing)["peak_bytes"] == capped
