@@ -11,6 +11,7 @@ checks every rank's checkpoint-sized marker and reports the write rate.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -82,6 +83,10 @@ def check_shared_output_dir(run_dir: Path, rank: int, node_rank: int, device: to
         missing[rank] = node_rank + 1
     dist.all_reduce(missing)  # also the barrier before rank 0 withdraws what the others read
     withdraw_marker(folder, rank)
+    dist.barrier()
+    if rank == 0:
+        with contextlib.suppress(OSError):  # a node with its own folder at this path keeps its own copy
+            folder.rmdir()
     nodes = sorted({int(n) - 1 for n in missing.tolist() if n})
     if nodes:
         here = f" (this is node {_node_name()}, node rank {node_rank})" if not seen else ""
