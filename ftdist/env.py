@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -257,10 +258,17 @@ def init_distributed(env: DistEnv, device: torch.device, timeout_s: int = 1800, 
 
 
 def shutdown_distributed() -> None:
-    """barrier + destroy: without it DeepSpeed on gloo aborts at exit in about 3 runs of 10."""
+    """barrier + destroy: without it DeepSpeed on gloo aborts at exit in about 3 runs of 10.
+
+    The pause releases the GIL so that gloo's worker threads can free the works they finished: freeing one
+    drops its tensors' Python objects, which needs the GIL. Without it a rank could hang for good at exit: the
+    main thread, holding the GIL, destroyed the DDP reducer, whose ~ProcessGroupGloo joined a worker thread
+    that was waiting for the GIL in ~AsyncBarrierWork (py-spy --native, one CI run of qlora x ddp)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+        time.sleep(0.05)
         dist.destroy_process_group()
+        time.sleep(0.05)
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:
