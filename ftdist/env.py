@@ -268,7 +268,6 @@ def shutdown_distributed() -> None:
         dist.barrier()
         time.sleep(0.05)
         dist.destroy_process_group()
-        time.sleep(0.05)
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

@@ -1,12 +1,12 @@
 """Is `output_dir` one folder on every node? One marker routine, used by the trainer and by `ftdist doctor`.
 
-Each rank publishes a marker the way checkpoints are published (write, fsync, rename) with its hash beside it,
-and reads back the markers of the ranks it checks. A node that cannot read them has its own local folder at
-that path (a node-local /tmp or scratch disk): its ranks would write checkpoint shards that no other node can
-read, and the run would only fail later, at its first save or resume.
+A rank publishes a marker the way checkpoints are published (write, fsync, rename) with its hash beside it,
+and the other ranks read it back. A node that cannot read it has its own local folder at that path (a
+node-local /tmp or scratch disk): its ranks would write checkpoint shards that no other node can read, and the
+run would only fail later, at its first save or resume.
 
-The trainer checks once, right after the process group forms, with a small marker against rank 0's; doctor
-checks every rank's checkpoint-sized marker and reports the write rate.
+The trainer checks once, right after the process group forms: rank 0 publishes a small marker and every rank
+reads it. Doctor has every rank publish a checkpoint-sized marker, reads all of them and reports the write rate.
 """
 
 from __future__ import annotations
@@ -75,17 +75,17 @@ def check_shared_output_dir(run_dir: Path, rank: int, node_rank: int, device: to
         return
     on = device if dist.get_backend() == "nccl" else torch.device("cpu")
     folder = Path(run_dir) / MARKER_DIR
-    publish_marker(folder, rank, secrets.token_bytes(64))
-    dist.barrier()  # every marker is published
+    if rank == 0:
+        publish_marker(folder, 0, secrets.token_bytes(64))
+    dist.barrier()  # after rank 0's write
     seen = rank == 0 or not unseen_markers(folder, [0], WAIT_S)
     missing = torch.zeros(dist.get_world_size(), dtype=torch.int64, device=on)
     if not seen:
         missing[rank] = node_rank + 1
     dist.all_reduce(missing)  # also the barrier before rank 0 withdraws what the others read
-    withdraw_marker(folder, rank)
-    dist.barrier()
     if rank == 0:
-        with contextlib.suppress(OSError):  # a node with its own folder at this path keeps its own copy
+        withdraw_marker(folder, 0)
+        with contextlib.suppress(OSError):
             folder.rmdir()
     nodes = sorted({int(n) - 1 for n in missing.tolist() if n})
     if nodes:

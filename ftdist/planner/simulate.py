@@ -89,9 +89,9 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
             batch = {"input_ids": ids, "labels": ids.clone()}
             tracker = FSDPMemTracker(model, optimizer)
             tracker.track_inputs((batch,))
+            micro_steps = min(config.train.grad_accum, MICRO_STEPS)
             with tracker:
                 for _ in range(STEPS):
-                    micro_steps = min(config.train.grad_accum, MICRO_STEPS)
                     for micro in range(micro_steps):
                         with strategy.accumulating(model, last_micro_step=micro == micro_steps - 1):
                             token_loss_sum(model, batch, torch.device("cpu")).backward()
@@ -133,11 +133,10 @@ def simulate_plan(config: Any, plan: Plan) -> list[dict[str, Any]]:
         if cand.strategy not in SIMULATED_STRATEGIES or cand.offload_param:
             continue
         sim = simulate_peak(config, cand.world, cand.checkpointing, row.estimate.precision)
-        analytic = row.estimate
         sim.update(
             strategy=cand.label,
-            analytic_peak_bytes=analytic.peak,
-            ratio=analytic.peak / sim["peak_bytes"] if sim["peak_bytes"] else None,
+            analytic_peak_bytes=row.estimate.peak,
+            ratio=row.estimate.peak / sim["peak_bytes"] if sim["peak_bytes"] else None,
         )
         results.append(sim)
     if not results:
