@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from ftdist.commands import CommandParser
 from ftdist.errors import FtdistError
 
 # Subcommand modules, in --help order. A new subcommand is a new module and one entry here.
@@ -18,19 +19,34 @@ COMMANDS = ["train", "validate", "plan", "prepare", "generate", "eval", "compare
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(  # sub-commands inherit the class: CONFIG and key=value in any order
         prog="ftdist", description="Fine-tune and pre-train language models: laptop, one GPU, torchrun, Slurm, Ray."
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"ftdist.commands.{name}")
         sub = module.add_parser(subparsers)
         sub.set_defaults(handler=module.run)
+        add_verbose_flag(sub)
     return parser
+
+
+VERBOSE_HELP = "also show third-party progress bars and notices (transformers, bitsandbytes, DeepSpeed)"
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """`--verbose` after the command too; SUPPRESS keeps `ftdist --verbose train ...` from being reset."""
+    if not any(action.dest == "verbose" for action in parser._actions):
+        parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        from ftdist.quiet import quiet_third_party
+
+        quiet_third_party()
     try:
         return int(args.handler(args) or 0)
     except FtdistError as error:

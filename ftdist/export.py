@@ -9,6 +9,7 @@ folder whose `adapter_config.json` names its base), or the run's latest checkpoi
 from __future__ import annotations
 
 import fnmatch
+import json
 import shutil
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def export(run_or_model: str | Path, out: str | Path | None = None) -> Path:
         with staged_folder(target, intact=f"{folder} is untouched") as staging:
             for name in exported_files(folder):
                 shutil.copy2(folder / name, staging / name)
+            if (staging / ADAPTER_CONFIG).exists():
+                record_portable_base(staging / ADAPTER_CONFIG, run_config_for(folder))
         return target
     model, tokenizer, _ = load_trained(folder)
     _save(model, tokenizer, target)
@@ -114,13 +117,8 @@ def _adapter_model(folder: Path, config: RunConfig | None) -> nn.Module:
     adapter sees the weights it was trained against and a merge is exact up to float rounding."""
     from peft import PeftConfig, PeftModel
 
-    base_path = PeftConfig.from_pretrained(folder).base_model_name_or_path
-    if not base_path or not Path(base_path).exists():
-        raise FtdistError(
-            f"the adapter in {folder} needs its base model at {base_path!r}, which does not exist; restore that "
-            "folder (or edit base_model_name_or_path in adapter_config.json)"
-        )
-    base = _load_base(Path(base_path), config)
+    base_path = resolve_base(PeftConfig.from_pretrained(folder).base_model_name_or_path, folder)
+    base = _load_base(base_path, config)
     from ftdist.methods.lora import without_peft_deprecation_notice
 
     with without_peft_deprecation_notice():
@@ -147,7 +145,53 @@ def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:
     return model.eval()
 
 
-def _load_base(path: Path, config: RunConfig | None) -> nn.Module:
+def record_portable_base(adapter_config: Path, config: RunConfig | None) -> None:
+    """Record an exported adapter's base as the run's config names it, not as the absolute path of the machine
+    that trained it: a Hub id stays the id; a local base becomes the `model.path` the config wrote (relative to
+    the working directory, like every path in a config), or its path relative to the working directory of the
+    export. `resolve_base` finds such a path from the working directory, then from the adapter's parents."""
+    data = json.loads(adapter_config.read_text())
+    base = data.get("base_model_name_or_path") or ""
+    if not Path(base).is_absolute():
+        return
+    written = config.model.path if config is not None and config.model.path else None
+    if written and not Path(written).is_absolute() and _same_folder(written, base):
+        portable = written
+    elif Path(base).resolve().is_relative_to(Path.cwd().resolve()):
+        portable = str(Path(base).resolve().relative_to(Path.cwd().resolve()))
+    else:
+        return  # outside this checkout (a shared model store): the absolute path is the portable name
+    adapter_config.write_text(json.dumps({**data, "base_model_name_or_path": portable}, indent=2) + "\n")
+
+
+def resolve_base(base: str | None, adapter: Path) -> Path | str:
+    """The folder (or Hub id) an adapter's recorded base names: as given, from the working directory; else a
+    relative path from each parent of the adapter folder (a moved checkout); else a Hub id `namespace/name`."""
+    from ftdist.config.files import HUB_ID
+
+    if base:
+        if Path(base).expanduser().exists():
+            return Path(base).expanduser()
+        if not Path(base).is_absolute():
+            for parent in Path(adapter).resolve().parents:
+                if (parent / base).exists():
+                    return parent / base
+        if HUB_ID.fullmatch(base):
+            return base
+    raise FtdistError(
+        f"the adapter in {adapter} needs its base model at {base!r}, which does not exist here; restore that "
+        "folder, run from the folder the run was trained in, or edit base_model_name_or_path in adapter_config.json"
+    )
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return Path(a).expanduser().resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _load_base(path: Path | str, config: RunConfig | None) -> nn.Module:
     from ftdist.models import load_pretrained
     from ftdist.models.quantized import quantized_load_options
 

@@ -10,6 +10,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from ftdist.config.optim import OptimConfig, ScheduleConfig
+from ftdist.device_rules import paged_needs_cuda
 from ftdist.errors import FtdistError
 
 
@@ -73,11 +74,7 @@ def _bitsandbytes_optimizer(groups: list[dict], config: OptimConfig, device: tor
     name = paged_name
     if paged_name != unpaged_name and device.type != "cuda":
         if config.on_unsupported == "error":
-            raise FtdistError(
-                f"optim.name={config.name} pages optimizer state through CUDA unified memory, which {device.type} "
-                f"does not have; use optim.name={config.name.removeprefix('paged_')} (unpaged), run on a CUDA GPU, "
-                "or set optim.on_unsupported=fallback to use the unpaged optimizer"
-            )
+            raise FtdistError(paged_needs_cuda(config.name, device.type))
         warnings.warn(
             f"optim.name={config.name}: paging needs CUDA and this run is on {device.type}; using the unpaged "
             f"bitsandbytes {unpaged_name} instead (optim.on_unsupported=fallback)",

@@ -3,6 +3,10 @@ the window of steps each logged training event summarises."""
 
 from __future__ import annotations
 
+import datetime
+import math
+import sys
+import time
 from typing import Any
 
 import torch
@@ -11,14 +15,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class ProgressView:
-    """A rich progress bar (when `tracking.progress` is on) and event lines, on rank 0 only."""
+    """On rank 0: a rich progress bar on a terminal, or one plain line per logged step in batch mode (stdout not
+    a terminal: Slurm, nohup, CI; or `tracking.progress: false`), and one-line event reports either way.
+
+    The plain line is what HF Trainer, axolotl and torchtitan print: step/max, loss, lr, grad norm, tokens/s,
+    peak memory and ETA, flushed at once so a job's log shows progress while it runs."""
 
     def __init__(self, total: int, start: int, is_main: bool, show_bar: bool) -> None:
-        self.console = Console(stderr=True)
+        self.plain = is_main and not (show_bar and sys.stdout.isatty())
+        self.console = Console(stderr=True, soft_wrap=self.plain)  # a log file gets whole lines, not 80 columns
         self.enabled = is_main
         self.start = start
+        self.total = total
+        self.started: float | None = None  # at the first step: the ETA leaves out loading the model and data
+        self.started_at = start
         self.bar = None
-        if is_main and show_bar:
+        if is_main and not self.plain:
             self.bar = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),
@@ -34,7 +46,18 @@ class ProgressView:
             self.task = self.bar.add_task("train", total=total, completed=start, loss="-", tps="-")
             self.bar.start()
 
-    def update(self, step: int, loss: float | None = None, tokens_per_s: float | None = None) -> None:
+    def update(
+        self,
+        step: int,
+        loss: float | None = None,
+        tokens_per_s: float | None = None,
+        lr: float | None = None,
+        grad_norm: float | None = None,
+    ) -> None:
+        if self.started is None:
+            self.started, self.started_at = time.monotonic(), step
+        if self.plain and loss is not None:
+            print(self.line(step, loss, tokens_per_s, lr, grad_norm), flush=True)
         if self.bar is None:
             return
         fields = {}
@@ -44,6 +67,22 @@ class ProgressView:
             fields["tps"] = f"{tokens_per_s:,.0f}"
         self.bar.update(self.task, completed=step, **fields)
 
+    def line(self, step: int, loss: float, tokens_per_s=None, lr=None, grad_norm=None) -> str:
+        """`step 200/800  loss 1.2345  lr 3.00e-04  grad norm 0.871  12,345 tok/s  peak 1.2 GiB  ETA 0:05:12`."""
+        parts = [f"step {step}/{self.total}", f"loss {loss:.4f}"]
+        if lr is not None:
+            parts.append(f"lr {lr:.2e}")
+        if grad_norm is not None and math.isfinite(grad_norm):
+            parts.append(f"grad norm {grad_norm:.3f}")
+        if tokens_per_s is not None:
+            parts.append(f"{tokens_per_s:,.0f} tok/s")
+        parts.append(f"peak {peak_memory_bytes() / 2**30:.2f} GiB")
+        done = step - self.started_at
+        if done > 0 and self.started is not None:
+            left = (time.monotonic() - self.started) / done * (self.total - step)
+            parts.append(f"ETA {datetime.timedelta(seconds=round(left))}")
+        return "  ".join(parts)
+
     def say(self, message: str) -> None:
         if self.enabled:
             self.console.print(message)
@@ -51,6 +90,16 @@ class ProgressView:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def peak_memory_bytes() -> int:
+    """The peak this process has held: CUDA's allocator peak on a GPU, else the process's peak RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated()
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 class LogWindow:

@@ -60,6 +60,7 @@ def compare_with_checkpoint(config: RunConfig, checkpoint: Path) -> str | None:
             "with model.path=<the exported folder>"
         )
     _check_data_files(config, Path(checkpoint))
+    _check_not_finished(config, Path(checkpoint), saved.get("train.max_steps"))
     if not differing:
         return None
     notes = []
@@ -70,9 +71,32 @@ def compare_with_checkpoint(config: RunConfig, checkpoint: Path) -> str | None:
         else:
             notes.append(f"{key} {old} -> {new}: this run's {new} applies")
     return (
-        f"resuming from {checkpoint}, whose config.yaml differs from this run's: {'; '.join(notes)}. To train "
-        "with a different optimizer setting, start a new run from the checkpoint's weights (ftdist export)"
+        f"resuming from {checkpoint}, whose config.yaml differs from this run's: {'; '.join(notes)}. The run "
+        "folder's config.yaml now records this run's values (the checkpoint keeps its own). To train with a "
+        "different optimizer setting, start a new run from the checkpoint's weights (ftdist export)"
     )
+
+
+def _check_not_finished(config: RunConfig, checkpoint: Path, saved_max_steps: Any) -> None:
+    """A checkpoint at or past a *changed* train.max_steps leaves nothing to train: that is a new run pointed at
+    a finished one's folder (the README's `train.max_steps=200` after the 5,000-step quick start), not a
+    resume. Refused, so the finished run's config.yaml is not rewritten and no empty result comes back. The
+    same command run again over a finished run (max_steps unchanged) still ends at once, as before."""
+    step = _step_of(checkpoint)
+    steps = config.train.max_steps
+    if step is None or saved_max_steps in (None, steps) or step < steps:
+        return
+    raise ConfigError(
+        f"{config.run_dir} holds a run already at step {step} ({checkpoint}), at or past this run's "
+        f"train.max_steps={steps}, so there is nothing left to train; for a new run give it its own folder "
+        f"(output_dir=runs/NAME), start over here with checkpoint.resume=never, or continue it with "
+        f"train.max_steps above {step}"
+    )
+
+
+def _step_of(checkpoint: Path) -> int | None:
+    name = Path(checkpoint).name
+    return int(name.removeprefix("step-")) if name.startswith("step-") and name[5:].isdigit() else None
 
 
 def _check_data_files(config: RunConfig, checkpoint: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class TensorBoardSink:
     def __init__(self, folder: Path, resume_step: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        quiet_tensorboard_writer_thread()
         self.writer = SummaryWriter(str(folder), purge_step=resume_step + 1 if resume_step else None)
 
     def log(self, event: dict[str, Any]) -> None:
@@ -46,6 +48,23 @@ class TensorBoardSink:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def quiet_tensorboard_writer_thread() -> None:
+    """No raw `Exception in thread` traceback when TensorBoard's writer thread cannot write (a full disk, a run
+    folder turned read-only): the thread keeps the error and TensorBoard raises it again in the training thread,
+    where ftdist reports the folder in one paragraph. Other threads' errors print as before."""
+    previous = threading.excepthook
+    if getattr(previous, "ftdist_quiet_tensorboard", False):
+        return
+
+    def hook(args) -> None:
+        if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+            return
+        previous(args)
+
+    hook.ftdist_quiet_tensorboard = True
+    threading.excepthook = hook
 
 
 class WandbSink:

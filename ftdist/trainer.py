@@ -139,8 +139,9 @@ class Trainer:
             mean, tokens_per_s = self.window.take()  # the interval's mean loss and average rate, as HF logs them
             value = float(self._mean_over_ranks(mean))  # the global batch's loss, not rank 0's share
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
-            self.log(loss=value, lr=self.scheduler.get_last_lr()[0], tokens_per_s=tokens_per_s, **norm)
-            self.view.update(self.step, value, tokens_per_s)
+            lr = self.scheduler.get_last_lr()[0]
+            self.log(loss=value, lr=lr, tokens_per_s=tokens_per_s, **norm)
+            self.view.update(self.step, value, tokens_per_s, lr, norm.get("grad_norm"))
         else:
             self.view.update(self.step)
         if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):

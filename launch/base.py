@@ -40,7 +40,7 @@ class LauncherProfile(Section):
     @classmethod
     def add_flags(cls, parser: argparse.ArgumentParser) -> None:
         for name, field in cls.flag_fields().items():
-            help_text = (field.description or "").split("\n")[0]
+            help_text = (field.description or "").split("\n")[0].replace("%", "%%")  # argparse %-formats help
             parser.add_argument(
                 f"--{name.replace('_', '-')}", dest=name, type=_parse_scalar, default=None, help=help_text
             )
@@ -102,6 +102,9 @@ class Launcher(ABC):
         parser.add_argument("--profile", default=self.default_profile, help="a profile YAML of the flags below")
         self.profile_model.add_flags(parser)
         self.add_options(parser)
+        parser.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help="show third-party notices"
+        )
         parser.set_defaults(handler=self.run)
         return parser
 
@@ -110,16 +113,18 @@ class Launcher(ABC):
         if not Path(args.config).is_file():
             raise FtdistError(f"config file {args.config} does not exist; pass a run config YAML from cluster_configs/")
         flags = {name: getattr(args, name, None) for name in self.profile_model.flag_fields()}
-        return self.prepare(args.config, args.overrides, args.profile, flags)
+        files = not getattr(args, "dry_run", False)  # a dry run reports missing files in its verdict instead
+        return self.prepare(args.config, args.overrides, args.profile, flags, files=files)
 
-    def prepare(self, config, overrides, profile: str | Path | None, flags: dict[str, Any]):
-        """(config, profile): each with its precedence, then preflight for the world they describe."""
+    def prepare(self, config, overrides, profile: str | Path | None, flags: dict[str, Any], files: bool = True):
+        """(config, profile): each with its precedence, then preflight for the world they describe (with
+        `files`: the files the config names must exist here, as they will on the nodes of a shared filesystem)."""
         from ftdist.config import load_config
         from ftdist.preflight import preflight
 
         resolved = load_config(config, overrides)
         loaded = self.profile_model.load(profile, flags)
-        preflight(resolved, self.world(resolved, loaded))
+        preflight(resolved, self.world(resolved, loaded), files=files)
         return resolved, loaded
 
     def run(self, args: argparse.Namespace) -> int:

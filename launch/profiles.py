@@ -48,8 +48,14 @@ class SlurmProfile(LauncherProfile):
     """Tasks per node (default: one per GPU, or 1)."""
     cpus_per_task: PositiveInt | None = None
     """CPUs per task."""
-    mem_gb: PositiveFloat | None = None
-    """Memory per node in GB."""
+    mem_gb: NonNegativeFloat | None = None
+    """Memory per node in GiB (--mem); unset: planned from the config, 0: the partition's default.
+    The plan's host memory per node with 20% headroom plus 4 GiB per task (launch/slurm_preview.py)."""
+    gpu: str | None = None
+    """GPU kind, a `ftdist plan --gpu` preset (a100-80, t4, ...), for preflight's precision check and the plan.
+    Unset: preflight cannot check bf16, and the plan assumes an A100 80GB."""
+    wckey: str | None = None
+    """Slurm workload characterization key (--wckey); none unless your site asks for one."""
     time: int | str = 60
     """Time limit: minutes or [D-]HH:MM:SS."""
     signal_delay_s: NonNegativeInt = 120
@@ -72,10 +78,14 @@ class SlurmProfile(LauncherProfile):
     def tasks(self) -> int:
         return self.tasks_per_node or max(self.gpus_per_node, 1)
 
-    def sbatch_parameters(self, job_name: str) -> dict[str, Any]:
-        """The keyword arguments of submitit's SlurmExecutor (the names of its sbatch template)."""
+    def sbatch_parameters(self, job_name: str, mem: str | None = None, command: str | None = None) -> dict[str, Any]:
+        """The keyword arguments of submitit's SlurmExecutor (the names of its sbatch template). `mem`: the
+        planned --mem when the profile sets none; `command`: what each task runs, written into the script as a
+        comment (submitit's own command line only names a pickle)."""
+        setup = [f"# each task runs: {command}"] if command else []
         params: dict[str, Any] = {
             "job_name": job_name,
+            "wckey": self.wckey,  # None: no --wckey line (submitit would add --wckey=submitit)
             "nodes": self.nodes,
             "ntasks_per_node": self.tasks,
             "time": self.time,
@@ -89,8 +99,8 @@ class SlurmProfile(LauncherProfile):
             "qos": self.qos,
             "gpus_per_node": self.gpus_per_node or None,
             "cpus_per_task": self.cpus_per_task,
-            "mem": f"{self.mem_gb:g}GB" if self.mem_gb else None,
-            "setup": self.setup or None,
+            "mem": f"{self.mem_gb:g}G" if self.mem_gb else (mem if self.mem_gb is None else None),
+            "setup": [*setup, *self.setup] or None,
         }
         params.update({key: value for key, value in optional.items() if value is not None})
         return params

@@ -10,9 +10,15 @@ like SIGUSR1/SIGTERM (all ranks agree at a step boundary and save). `TrainJob` t
 submitit's own checkpoint-and-requeue handler, which requeues the job (`scontrol requeue`, counting
 timeouts against `max_num_timeout`); the requeued job resumes from `latest`.
 
-`--dry-run` prints the sbatch script that would be submitted and submits nothing (no Slurm needed): it goes
-through submitit's own public `submit()` with `sbatch` and `srun` replaced by stand-ins that only accept the
-script, so what it prints is exactly what a real submission hands to sbatch.
+The sbatch script asks for `--mem` from the plan's host figure for this config (launch/slurm_preview.py; the
+profile's `mem_gb` overrides it), names the command every task runs in a comment, and adds no `--wckey` unless
+the profile sets one.
+
+`--dry-run` prints the job, the command each task runs, the preflight verdict (files the config names that are
+missing here are reported, not refused: a dry run may be previewed away from the cluster's filesystem), the
+plan's row for the config, and the sbatch script that would be submitted, and submits nothing (no Slurm
+needed): the script comes from submitit's own public `submit()` with `sbatch` and `srun` replaced by stand-ins
+that only accept the script, so what it prints is exactly what a real submission hands to sbatch.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 from ftdist.errors import FtdistError
 from launch.base import Launcher
 from launch.profiles import SlurmProfile, parse_minutes
+from launch.slurm_preview import job_memory, preview, task_command
 
 DEFAULT_PROFILE = "cluster_configs/slurm/default.yaml"
 DRY_RUN_JOB_ID = "0"
@@ -54,14 +61,22 @@ class SlurmLauncher(Launcher):
     def world(self, config, profile: SlurmProfile):
         from ftdist.preflight import World, device_of
 
-        return World(profile.nodes * profile.tasks, device_of(config, profile.gpus_per_node), profile.nodes)
+        device = device_of(config, profile.gpus_per_node)
+        return World(profile.nodes * profile.tasks, device, profile.nodes, gpu=profile.gpu)
 
     def submit(self, config, profile: SlurmProfile, args: argparse.Namespace) -> int:
         job_name = args.job_name or f"ftdist-{config.name}"
+        config_path = str(Path(args.config).resolve())
+        command = task_command(config_path, args.overrides)
+        planned = job_memory(config, profile)
         if args.dry_run:
-            print(render_sbatch(profile, job_name))
+            from ftdist.config.files import file_problems
+
+            verdict = file_problems(config)  # the other checks already passed (or the command stopped)
+            print(preview(command, self.world(config, profile), verdict, planned, profile))
+            print(render_sbatch(profile, job_name, planned.mem, command))
             return 0
-        job = submit(str(Path(args.config).resolve()), args.overrides, profile, job_name)
+        job = submit(config_path, args.overrides, profile, job_name, planned.mem, command)
         print(f"submitted Slurm job {job.job_id} ({job_name}); logs: {Path(profile.folder) / job.job_id}")
         if args.wait:
             print(wait_for_result(job, args.timeout))
@@ -98,14 +113,14 @@ class TrainJob:
         return submitit.helpers.DelayedSubmission(TrainJob(self.config, self.overrides))
 
 
-def render_sbatch(profile: SlurmProfile, job_name: str) -> str:
+def render_sbatch(profile: SlurmProfile, job_name: str, mem: str | None = None, command: str | None = None) -> str:
     """The sbatch script submitit submits for this profile, produced by submitit's public `submit()` against
     stand-in `sbatch`/`srun` commands (so no Slurm is needed and nothing is queued)."""
     import submitit
 
     with _stand_in_slurm() as folder:
         executor = submitit.SlurmExecutor(folder=Path(folder) / "%j")
-        executor.update_parameters(**profile.sbatch_parameters(job_name))
+        executor.update_parameters(**profile.sbatch_parameters(job_name, mem, command))
         job = executor.submit(TrainJob("CONFIG", []))
         text = Path(job.paths.submission_file).read_text()
     # The script names the stand-in folder; show the profile's.
@@ -131,15 +146,18 @@ def _stand_in_slurm():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def submit(config: str, overrides: list[str], profile: SlurmProfile, job_name: str):
-    """Submit the run; returns the submitit Job (job.job_id, job.result(), job.state)."""
+def submit(
+    config: str, overrides: list[str], profile: SlurmProfile, job_name: str, mem: str | None = None, command=None
+):
+    """Submit the run; returns the submitit Job (job.job_id, job.result(), job.state). `mem`: the planned --mem
+    when the profile sets none; `command`: the task's command line, written into the script as a comment."""
     import submitit
 
     try:
         executor = submitit.SlurmExecutor(folder=Path(profile.folder) / "%j", max_num_timeout=profile.max_num_timeout)
     except RuntimeError as error:  # no srun on PATH
         raise FtdistError(f"cannot submit to Slurm here: {error}; use --dry-run to see the script") from None
-    executor.update_parameters(**profile.sbatch_parameters(job_name))
+    executor.update_parameters(**profile.sbatch_parameters(job_name, mem, command or task_command(config, overrides)))
     try:
         return executor.submit(TrainJob(config, overrides))
     except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as error:

@@ -77,9 +77,10 @@ def test_heads_must_divide_width_with_fix():
         load_config(None, ["model.scratch.n_head=5"])
 
 
-def test_warmup_longer_than_run_is_rejected():
-    with pytest.raises(ConfigError, match="warmup_steps=50 is not below train.max_steps=10"):
-        load_config({"train": {"max_steps": 10}, "schedule": {"name": "linear", "warmup_steps": 50}})
+def test_warmup_longer_than_run_is_shortened_with_a_note():
+    with pytest.warns(UserWarning, match="warmup_steps=50 is not below train.max_steps=10; warming up for 9"):
+        config = load_config({"train": {"max_steps": 10}, "schedule": {"name": "linear", "warmup_steps": 50}})
+    assert config.schedule.warmup_steps == 9
 
 
 def test_invalid_yaml_names_line(tmp_path):

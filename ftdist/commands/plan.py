@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from ftdist.commands import add_set_argument
+from ftdist.commands import add_config_arguments, add_set_argument
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("plan", help="will it fit? memory per device for each strategy", description=__doc__)
-    parser.add_argument("config", help="a run config YAML file")
+    add_config_arguments(parser)
     parser.add_argument("--gpus", type=int, default=1, help="devices per node (default 1)")
     parser.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
     parser.add_argument("--gpu", help="device preset: t4, a10g, l4, a100-40, a100-80, h100-80, h200, m1-16, ..., cpu")
@@ -52,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
             body["simulation"] = simulated
         print(json.dumps(body, indent=2))
     else:
-        print(render_table(result))
+        from ftdist.planner.candidates import candidate_from_config
+
+        own = None if config.strategy.name == "auto" else candidate_from_config(config.strategy, hardware.world)
+        print(render_table(result, own))
         if simulated is not None:
             from ftdist.planner.simulate import render_simulation
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,22 @@ def load_config(source: str | Path | dict | RunConfig | None = None, overrides: 
     for override in overrides:
         _apply_override(raw, override, origins)
     try:
-        return RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_describe(error, origins)) from None
+    _ORIGINS[id(config)] = origins
+    weakref.finalize(config, _ORIGINS.pop, id(config), None)
+    return config
+
+
+# Where each key of a loaded config came from, for checks that run after loading (`ftdist.config.files`). Kept
+# beside the config, not in it: a config's equality and its dump must not depend on the file it was read from.
+_ORIGINS: dict[int, dict[KeyPath, str]] = {}
+
+
+def origin_of(config: RunConfig, key: str) -> str:
+    """'cluster_configs/x.yaml line 12' or "command-line override 'k=v'" for a dotted key; '' when unknown."""
+    return _origin(tuple(key.split(".")), _ORIGINS.get(id(config), {})).removesuffix(": ")
 
 
 def parse_override(text: str) -> tuple[KeyPath, Any]:
@@ -68,7 +82,10 @@ def _apply_override(raw: dict, text: str, origins: dict[KeyPath, str]) -> None:
         node[part] = child
         node = child
         origins.setdefault(path[: depth + 1], f"command-line override {text!r}")
-    node[path[-1]] = value
+    if value is None and _section_model(path) is not None:
+        node.pop(path[-1], None)  # `method.quantization=null` unsets a section: back to its defaults
+    else:
+        node[path[-1]] = value
     origins[path] = f"command-line override {text!r}"
 
 

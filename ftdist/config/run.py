@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -67,10 +68,16 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _schedule_fits_run(self) -> RunConfig:
+        """A warmup as long as the run (a smoke test, `train.max_steps=2`) is shortened so the run still reaches
+        its peak learning rate, with a note: refusing it would make every short trial edit two keys."""
         warmup, steps = self.schedule.warmup_steps, self.train.max_steps
         if 0 < steps <= warmup:
-            message = f"schedule.warmup_steps={warmup} is not below train.max_steps={steps}; the learning rate"
-            raise ValueError(f"{message} would never reach its peak. Lower the warmup")
+            self.schedule.warmup_steps = steps - 1
+            warnings.warn(
+                f"schedule.warmup_steps={warmup} is not below train.max_steps={steps}; warming up for {steps - 1} "
+                "step(s) instead, so the learning rate reaches its peak",
+                stacklevel=2,
+            )
         return self
 
     @model_validator(mode="after")

@@ -4,12 +4,16 @@ A candidate fits when its device need (peak + framework margin) is within the de
 once a paged optimizer's state has moved to the host, and its host need is within the node's RAM. It is
 *recommended* only with SAFETY headroom on the device, fastest first (tokens per second of the whole job).
 The method is never changed by a recommendation; other methods appear only in the "nothing fits" advice.
+A candidate the device cannot run at all (`ftdist.device_rules`, the rule preflight applies: QLoRA or a
+bitsandbytes optimizer on Apple MPS, several processes on one Apple GPU, bf16 on a T4) never fits, whatever
+its memory, so neither a recommendation nor a suggestion offers it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ftdist.device_rules import DeviceJob, device_problems
 from ftdist.planner.analytic import Estimate, estimate
 from ftdist.planner.candidates import Candidate, enumerate_candidates
 from ftdist.planner.cost import step_seconds, tokens_per_second
@@ -29,6 +33,8 @@ class Row:
     fits_with_margin: bool
     pages: int = 0  # bytes a paged optimizer moves to the host to fit
     why_not: str = ""
+    refused: tuple[str, ...] = ()  # what the device cannot run at all (ftdist.device_rules), whatever the memory
+    host_need: int = 0  # bytes of host RAM per node (model load, or offloaded states: the larger)
 
 
 @dataclass
@@ -47,9 +53,12 @@ def evaluate(workload: Workload, candidate: Candidate, hardware: Hardware) -> Ro
     pages = max(0, min(est.pageable, est.needs - memory)) if est.needs > memory else 0
     host_need = max(est.host.get("model_load", 0), est.host_total - est.host.get("model_load", 0))
     host_ok = hardware.device.kind != "cuda" or host_need <= hardware.host_memory
-    device_ok = est.needs - pages <= memory
+    refused = device_problems(device_job(workload, candidate, hardware))
+    device_ok = est.needs - pages <= memory and not refused
     why = ""
-    if not device_ok:
+    if refused:
+        why = refused[0]
+    elif not device_ok:
         why = f"needs {human(est.needs)} per device"
     elif not host_ok:
         why = f"needs {host_need / GiB:.0f} GiB host RAM per node"
@@ -64,6 +73,23 @@ def evaluate(workload: Workload, candidate: Candidate, hardware: Hardware) -> Ro
         margin_ok,
         pages,
         why,
+        tuple(refused),
+        host_need,
+    )
+
+
+def device_job(workload: Workload, candidate: Candidate, hardware: Hardware) -> DeviceJob:
+    """What `candidate` asks of `hardware`'s devices, in the terms of the rule preflight applies."""
+    device = hardware.device
+    return DeviceJob(
+        method=workload.method,
+        optimizer=workload.optimizer,
+        precision=workload.precision,
+        device=device.kind,
+        processes=candidate.world,
+        gpu_name=device.name,
+        gpu_bf16=device.bf16,
+        optimizer_fallback=workload.optimizer_fallback,
     )
 
 
@@ -72,7 +98,10 @@ def plan(workload: Workload, hardware: Hardware, candidates: list[Candidate] | N
     best = pick(rows)
     if best is not None:
         return Plan(workload, hardware, rows, best, _reason(best, rows))
-    return Plan(workload, hardware, rows, None, "nothing fits", what_would_fit(workload, hardware))
+    refusals = list(dict.fromkeys(problem for row in rows for problem in row.refused))
+    advice = [f"as configured, {hardware.device.name} cannot run it: {problem}" for problem in refusals]
+    other = [line for line in what_would_fit(workload, hardware) if not (advice and line == NOTHING_FITS)]
+    return Plan(workload, hardware, rows, None, "nothing fits", advice + other)
 
 
 def pick(rows: list[Row]) -> Row | None:
@@ -114,13 +143,19 @@ def what_would_fit(workload: Workload, hardware: Hardware) -> list[str]:
                 advice.append(f"{found} on {bigger.describe()}")
                 break
     lighter = {"pretrain": ("lora", "qlora"), "full": ("lora", "qlora"), "lora": ("qlora",)}.get(workload.method, ())
-    options = [(method, hw) for method in lighter for hw in (hardware.with_world(1, 1), hardware)]
-    for method, hw in options:
-        found = _fits_on(workload.with_method(method), hw)
+    # A precision the device lacks (bf16 on a T4) would refuse every lighter method too: try `auto` as well.
+    precisions = dict.fromkeys((workload.precision, "auto"))
+    options = [(m, p, hw) for m in lighter for hw in (hardware.with_world(1, 1), hardware) for p in precisions]
+    for method, precision, hw in options:
+        found = _fits_on(replace(workload.with_method(method), precision=precision), hw)
         if found:
-            advice.append(f"method: {method} ({found}) on {hw.describe()}")
+            also = "" if precision == workload.precision else f", precision: {precision}"
+            advice.append(f"method: {method}{also} ({found}) on {hw.describe()}")
             break
-    return advice or ["nothing in the presets fits: shorten data.seq_len or train.micro_batch_size"]
+    return advice or [NOTHING_FITS]
+
+
+NOTHING_FITS = "nothing in the presets fits: shorten data.seq_len or train.micro_batch_size"
 
 
 def _fits_on(workload: Workload, hardware: Hardware) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftdist.planner.candidates import Candidate
 from ftdist.planner.hardware import GiB
-from ftdist.planner.recommend import Plan, Row
+from ftdist.planner.recommend import SAFETY, Plan, Row
 
 COLUMNS = ("weights", "lora_weights", "gradients", "master_weights", "optimizer", "activations", "logits")
 
@@ -18,7 +19,8 @@ def _unit(plan: Plan) -> str:
     return "GiB" if max(r.estimate.needs for r in plan.rows) >= GiB else "MiB"
 
 
-def render_table(plan: Plan) -> str:
+def render_table(plan: Plan, own: Candidate | None = None) -> str:
+    """The plan as a table; `own` (the config's own strategy) is marked with `*`."""
     w, shape = plan.workload, plan.workload.shape
     head = [
         f"model     {shape.name}: {shape.total_params() / 1e9:.2f} B parameters, {w.trainable_params():,} train "
@@ -61,7 +63,7 @@ def render_table(plan: Plan) -> str:
             fits += " (pages)"
         lines.append(
             [
-                row.candidate.label,
+                row.candidate.label + (" *" if row.candidate == own else ""),
                 str(row.candidate.world),
                 _gib(weights),
                 _gib(d.get("gradients", 0)),
@@ -86,8 +88,19 @@ def render_table(plan: Plan) -> str:
         "",
         f"{unit} per device; components are each one's largest size, `peak` the largest phase (forward, backward, "
         "optimizer step), `need` = peak + framework margin (CUDA context, allocator slack, NCCL buffers); "
-        f"`host` {unit} per node (model load, offloaded states).",
+        f"`host` {unit} per node (model load, offloaded states). `fits`: yes with {SAFETY:.0%} headroom on the "
+        f"device; `tight` fits with less; `(pages)` fits once the paged optimizer moves state to the host.",
     ]
+    if own is not None and any(row.candidate == own for row in plan.rows):
+        foot.append("* the config's own strategy")
+    hidden: dict[str, list[str]] = {}  # a "no" the device columns do not explain (host RAM, the device rule)
+    for row in plan.rows:
+        if not row.fits and row.why_not and not row.why_not.endswith("per device"):
+            hidden.setdefault(row.why_not, []).append(row.candidate.label)
+    for why, labels in hidden.items():
+        every = len(labels) == len(plan.rows)
+        if not (every and plan.best is None):  # then the advice below says it, as "cannot run it"
+            foot.append(f"no ({'every row' if every else ', '.join(labels)}): {why}")
     if plan.best:
         foot.append(f"recommended: {plan.reason}")
         foot.append(f"  strategy: {plan.best.candidate.strategy_section()}")

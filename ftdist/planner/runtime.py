@@ -61,6 +61,8 @@ class MemoryCheck:
         if self.predicted is None:
             return f"memory: no planner estimate ({self.reason})"
         where = "per GPU (max_memory_allocated)" if self.device.type == "cuda" else "RSS rise"
+        if self.device.type != "cuda" and self.predicted < COMPARABLE_BYTES:
+            where = "of model states and activations (the libraries' own memory comes on top)"
         verdict = "" if self.fits else " - MORE than this device has: expect an out-of-memory error"
         return f"memory: planner predicts a peak of {human(self.predicted)} {where} for {self.label}{verdict}"
 
@@ -81,14 +83,14 @@ class MemoryCheck:
     def summary(metrics: dict[str, float]) -> str:
         measured = metrics.get("peak_memory_bytes", metrics.get("peak_rss_rise_bytes", 0))
         text = f"memory: measured peak {human(measured)}"
-        if "predicted_peak_bytes" in metrics:
-            predicted, ratio = metrics["predicted_peak_bytes"], metrics["peak_memory_ratio"]
-            text += f", planner predicted {human(predicted)}"
-            if predicted >= COMPARABLE_BYTES:
-                text += f" ({ratio:.2f}x)"
-            elif "peak_rss_rise_bytes" in metrics:  # tiny models: the libraries' own memory dominates the RSS rise
-                text += " (model states and activations only; at this size library code dominates the RSS rise)"
-        return text
+        predicted = metrics.get("predicted_peak_bytes")
+        if predicted is None:
+            return text
+        if predicted < COMPARABLE_BYTES and "peak_rss_rise_bytes" in metrics:
+            # A tiny model on a CPU: the RSS rise is the libraries' own memory, which the planner does not model,
+            # so a "predicted vs measured" pair would only read as a planner error.
+            return text + " (RSS rise; the planner's estimate is compared from 256 MiB up)"
+        return text + f", planner predicted {human(predicted)} ({metrics['peak_memory_ratio']:.2f}x)"
 
 
 def hardware_for_device(device: torch.device, world_size: int) -> Hardware:

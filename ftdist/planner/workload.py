@@ -33,6 +33,7 @@ class Workload:
     quant_bits: int = 4
     double_quant: bool = True
     sgd_momentum: float = 0.0
+    optimizer_fallback: bool = False  # optim.on_unsupported: fallback (a paged optimizer runs unpaged off CUDA)
     attention: str = "sdpa"  # sdpa | eager (eager keeps the B x heads x T x T score matrix)
     param_bytes: int = 4  # bytes per stored parameter (and gradient) under single/ddp: ftdist loads in fp32
     # (models.load_pretrained); 2 models a 16-bit load, as the enterprise study's scripts do
@@ -78,6 +79,7 @@ def workload_from_config(config: Any) -> Workload:
         quant_bits=8 if method.quantization.load_in_8bit else 4,
         double_quant=method.quantization.double_quant,
         sgd_momentum=config.optim.momentum,
+        optimizer_fallback=config.optim.on_unsupported == "fallback",
     )
 
 

@@ -75,14 +75,44 @@ def _metric_table(cols: list[Model]) -> Table:
         for m in cols:
             metrics += [k for k in m.results.get(label, {}).get("metrics", {}) if k not in metrics]
         for metric in metrics:
-            row = [label, metric] + [_fmt(_metric(m, label, metric)) for m in cols]
+            values = [_metric(m, label, metric) for m in cols]
+            row = [label, metric] + _marked_best(metric, values)
             if bases:
                 for m in tuned:
                     base = m.base or bases[0]
                     value, before = _metric(m, label, metric), _metric(base, label, metric)
-                    row.append("" if value is None or before is None else f"{value - before:+.4f}")
+                    row.append("" if value is None or before is None else _difference(metric, value - before))
             rows.append(row)
     return header, rows
+
+
+LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "nats", "bits_per", "error", "wall")
+HIGHER_IS_BETTER = ("accuracy", "acc", "exact", "match", "f1", "valid", "correct", "score", "bleu", "rouge")
+
+
+def _direction(metric: str) -> int:
+    """-1 when lower is better, +1 when higher is, 0 when the name does not say (counts, sizes)."""
+    name = metric.lower()
+    if any(word in name for word in LOWER_IS_BETTER):
+        return -1
+    return 1 if any(word in name for word in HIGHER_IS_BETTER) else 0
+
+
+def _marked_best(metric: str, values: list[float | None]) -> list[str]:
+    """The row's values, the best marked ` (best)` when two or more differ and the metric has a direction."""
+    cells = [_fmt(v) for v in values]
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    direction = _direction(metric)
+    if direction and len(numbers) >= 2 and len(set(numbers)) > 1:
+        best = max(numbers) if direction > 0 else min(numbers)
+        cells = [cell + (" (best)" if value == best else "") for cell, value in zip(cells, values)]
+    return cells
+
+
+def _difference(metric: str, change: float) -> str:
+    direction = _direction(metric)
+    mark = "" if not direction or change == 0 else (" better" if change * direction > 0 else " worse")
+    return f"{change:+.4f}{mark}"
 
 
 def _stats_table(cols: list[Model]) -> Table:
@@ -96,10 +126,12 @@ def _stats_table(cols: list[Model]) -> Table:
 
 def _fmt_stat(key: str, value: Any) -> str:
     """Run statistics as people read them: bytes in GiB, counts as whole numbers."""
-    if isinstance(value, (int, float)) and key.endswith("_bytes"):
+    if isinstance(value, (int, float)) and key.startswith("peak"):
         return f"{value / 2**30:.2f} GiB"
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
-        return f"{int(value):,}"
+    if isinstance(value, float) and "tokens/s" in key:
+        return f"{value:,.0f}"
+    if isinstance(value, float) and key.endswith(" s"):
+        return f"{value:,.1f}"
     return _fmt(value)
 
 
@@ -149,6 +181,10 @@ def _metric(model: Model, label: str, metric: str) -> float | None:
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1):
+        return f"{int(value):,}"  # counts are whole numbers: 14,400, not 14,400.0
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4f}"
     return str(value)
@@ -162,6 +198,9 @@ def _flag_lines(flags: dict[str, list[str]]) -> list[str]:
     return [f"{label}: the models were evaluated with different {', '.join(keys)}" for label, keys in flags.items()]
 
 
+MARKS = {"(best)": "ok", "better": "ok", "worse": "bad"}  # what _metric_table appends to a number
+
+
 # --- renderers ----------------------------------------------------------------------------------------------
 def _html_table(table: Table) -> str:
     header, rows = table
@@ -170,12 +209,15 @@ def _html_table(table: Table) -> str:
     for row in rows:
         cells = []
         for cell in row:
-            css = "num" if _is_number(cell) else ""  # differences stay uncoloured: lower perplexity is better
+            number = _is_number(cell.split(" ")[0])
+            css = "num" if number else ""
             text = (
                 html.escape(cell)
                 .replace(" ✓", ' <span class="ok">✓</span>')
                 .replace(" ✗", ' <span class="bad">✗</span>')
             )
+            for mark, style in MARKS.items() if number else ():
+                text = text.replace(f" {mark}", f' <span class="{style}">{mark}</span>')
             cells.append(
                 f'<td class="{css.strip()}"><pre>{text}</pre></td>'
                 if "\n" in cell

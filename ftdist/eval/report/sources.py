@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,40 @@ def _read_run(path: Path) -> Model:
         summary = read_results(tuned)
         results.update(summary["results"])
         source = summary.get("model", source)
+    results.update(training_results(path, read_metrics(path)))
     base = None
     if (path / "eval" / "base.json").exists():
         summary = read_results(path / "eval" / "base.json")
         base = Model(f"base ({Path(summary['model']).name})", summary["model"], summary["results"], is_base=True)
     return Model(path.name, source, results, read_metrics(path), base)
+
+
+TRAINING = "training"  # the report's pseudo-task for what every run has, with or without eval.tasks
+SAMPLES = "samples (eval.prompts)"
+
+
+def training_results(path: Path, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The run's final train and val loss (its last evaluation) and its `samples.txt`, as report results."""
+    found: dict[str, dict[str, Any]] = {}
+    last = next((e for e in reversed(events) if "val_loss" in e), None)
+    if last is not None:
+        metrics = {f"final {key}": last[key] for key in ("train_loss", "val_loss") if key in last}
+        found[TRAINING] = {"metrics": metrics, "settings": {}, "rows": []}
+    samples = path / "samples.txt"
+    if samples.is_file():
+        rows = [
+            {"index": index, "question": prompt, "response": text}
+            for index, (prompt, text) in enumerate(_read_samples(samples.read_text(encoding="utf-8")))
+        ]
+        if rows:
+            found[SAMPLES] = {"metrics": {}, "settings": {}, "rows": rows}
+    return found
+
+
+def _read_samples(text: str) -> list[tuple[str, str]]:
+    """`samples.txt` (ftdist/finish.py): blocks of `### PROMPT` then the generated text."""
+    blocks = re.split(r"^### (.*)$", text, flags=re.M)[1:]
+    return [(blocks[i], blocks[i + 1].strip("\n")) for i in range(0, len(blocks) - 1, 2)]
 
 
 def columns(models: list[Model]) -> list[Model]:
@@ -104,11 +134,23 @@ def run_stats(model: Model) -> dict[str, float]:
         stats["train tokens/s (mean)"] = sum(rates) / len(rates)
     steps = [e["step"] for e in model.events if "step" in e]
     if steps:
-        stats["train steps"] = float(max(steps))
+        stats["train steps"] = int(max(steps))
     for event in model.events:
-        for key, value in event.items():
-            if isinstance(value, (int, float)) and ("peak" in key or key in ("wall_s", "elapsed_s", "train_wall_s")):
-                stats[key] = max(stats.get(key, float("-inf")), float(value))
-    if model.results:
+        for key, name in RUN_STATS.items():
+            value = event.get(key)
+            if isinstance(value, (int, float)):
+                stats[name] = max(stats.get(name, value), value)
+    if any("wall_s" in r for r in model.results.values()):
         stats["eval wall s"] = sum(r.get("wall_s", 0.0) for r in model.results.values())
     return stats
+
+
+# metrics.jsonl keys shown among a run's statistics, with the names people read; the planner's own bookkeeping
+# (predicted peak, ratio, RSS rise) stays in metrics.jsonl.
+RUN_STATS = {
+    "peak_memory_bytes": "peak GPU memory",
+    "peak_rss_bytes": "peak process memory (RSS)",
+    "train_wall_s": "train wall s",
+    "wall_s": "wall s",
+    "elapsed_s": "elapsed s",
+}
