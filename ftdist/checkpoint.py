@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from ftdist.env import any_rank
-from ftdist.errors import FtdistError
+from ftdist.errors import FtdistError, FtdistWarning
 from ftdist.staging import check_free_space, publish, publish_text, staging_path, storage_errors
 
 MANIFEST = "MANIFEST.json"
@@ -107,7 +107,7 @@ class CheckpointManager:
             problem = verify(folder)
             if problem is None:
                 return folder
-            warnings.warn(f"skipping checkpoint {folder}: {problem}", stacklevel=2)
+            warnings.warn(f"skipping checkpoint {folder}: {problem}", FtdistWarning, stacklevel=2)
         return None
 
     def complete_folders(self) -> list[Path]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from ftdist.commands import CommandParser
-from ftdist.errors import FtdistError
+from ftdist.errors import FtdistError, FtdistWarning
 
 # Subcommand modules, in --help order. A new subcommand is a new module and one entry here.
 # export: also `merge`
@@ -41,8 +42,22 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
 
+def _notes_as_one_line() -> None:
+    """ftdist's own warnings (`FtdistWarning`) print as `ftdist: note: ...`, not as the library frame that
+    happened to raise them (a pydantic validator, for a config note); other warnings keep Python's format."""
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None) -> str:
+        if issubclass(category, FtdistWarning):
+            return f"ftdist: note: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _notes_as_one_line()
     if not getattr(args, "verbose", False):
         from ftdist.quiet import quiet_third_party
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -242,7 +243,10 @@ def print_table(rows: list[Row], config_path: str, env) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row.check, row.result, "FAIL" if not row.ok else "warn" if row.warn else "ok")
-    console = Console(width=int(os.environ.get("COLUMNS", 140)), soft_wrap=False)
+    # A log (Slurm, CI, a pipe) gets each row on one line, so that a grep for a verdict finds it whole; a
+    # terminal keeps its own width.
+    longest = max(len(row.check) + len(row.result) for row in rows) + 20
+    console = Console(width=None if sys.stdout.isatty() else max(140, longest), soft_wrap=False)
     console.print(table)
     for row in rows:
         if not row.ok:

@@ -18,3 +18,8 @@ class ConfigError(FtdistError):
 
 class DataError(FtdistError):
     """The training data is missing, empty, or too small for the requested setup."""
+
+
+class FtdistWarning(UserWarning):
+    """ftdist did something other than what the config literally asked, and says so once (the CLI prints it as
+    one `ftdist: note:` line, without the library frame that raised it)."""

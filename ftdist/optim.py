@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from ftdist.config.optim import OptimConfig, ScheduleConfig
 from ftdist.device_rules import paged_needs_cuda
-from ftdist.errors import FtdistError
+from ftdist.errors import FtdistError, FtdistWarning
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -78,6 +78,7 @@ def _bitsandbytes_optimizer(groups: list[dict], config: OptimConfig, device: tor
         warnings.warn(
             f"optim.name={config.name}: paging needs CUDA and this run is on {device.type}; using the unpaged "
             f"bitsandbytes {unpaged_name} instead (optim.on_unsupported=fallback)",
+            FtdistWarning,
             stacklevel=2,
         )
         name = unpaged_name

@@ -8,6 +8,7 @@ from ftdist.cli import main
 
 def test_generate_from_run_folder(tiny_config, tmp_path, capsys):
     ftdist.train(tiny_config, ["train.max_steps=20"])
+    capsys.readouterr()  # the run's own log lines
     run = str(tmp_path / "run")
     assert main(["generate", run, "--prompt", "SELECT COUNT", "--max-new-tokens", "40", "--seed", "3"]) == 0
     first = capsys.readouterr().out.rstrip("\n")

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from conftest import REPO, run_cli, tiny_gpt_config
 from ftdist.tracking import read_metrics
 
-STEPS = ["train.max_steps=300", "checkpoint.every=25", "train.eval_every=50", "train.log_every=5"]
+STEPS = ["train.max_steps=120", "checkpoint.every=20", "train.eval_every=40", "train.log_every=5"]
 
 
 def _losses(run_dir):
@@ -39,7 +39,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     )
     latest = killed_dir / "checkpoints" / "latest"
     deadline = time.time() + 240
-    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() != "step-25"):
+    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() != "step-20"):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -30,6 +30,7 @@ ARGS = [
     "checkpoint.every=0",
     "tracking.tensorboard=false",
     "tracking.progress=false",
+    "tracking.plots=false",
 ]
 
 

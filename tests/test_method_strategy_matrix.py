@@ -4,7 +4,11 @@ merge, and load the result in plain transformers / peft.
 Pairs: `full` x `single`, `ddp`, `fsdp`, `deepspeed` ZeRO-2 and ZeRO-3; `lora` x `single`, `fsdp`, ZeRO-3;
 `qlora` x `single`, `ddp` (a 4-bit base cannot be sharded: the schema refuses qlora with fsdp/deepspeed): every
 checkpoint format with full weights and with an adapter. Two gloo ranks on CPU (one for `single`), the tiny
-Llama of cluster_configs/tiny_llama_full.yaml, 8 steps, a checkpoint and an evaluation every 2 steps. For each pair:
+Llama of cluster_configs/tiny_llama_full.yaml, 8 steps of 2 micro-steps with the same global batch on 1 and 2
+ranks (tests/tiny_llama_runs.py), a checkpoint and an evaluation every 2 steps. For each pair:
+  * with full weights on 2 ranks, the run reproduces the 1-rank run step by step (1e-5 relative), and its last
+    checkpoint, read offline (the strategy registry's `read_checkpoint_state`), holds the weights of `final/`
+    (which the trainer gathered in-process);
   * a run killed with SIGKILL (the launcher, torchrun and every rank at once) right after its first checkpoint,
     then restarted with the same command (`resume: auto`), logs the same losses and ends with the same weights
     as an uninterrupted run: bitwise (fp32 on CPU, the same reduction order on every restart);
@@ -37,23 +41,11 @@ from ftdist.config import load_config
 from ftdist.data import build_data
 from ftdist.env import DistEnv
 from ftdist.loss import count_label_tokens, token_loss_sum
-from ftdist.tracking import read_metrics
+from ftdist.strategies import read_checkpoint_state
+from tiny_llama_runs import GLOBAL_BATCH, STEPS, assert_same_curve, assert_same_weights, command, curve, run
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
-CONFIG = str(REPO / "cluster_configs" / "tiny_llama_full.yaml")
-STEPS, EVERY, MICRO = 8, 2, 4
-COMMON = [
-    f"train.max_steps={STEPS}",
-    f"checkpoint.every={EVERY}",
-    "checkpoint.keep_last=10",
-    f"train.eval_every={EVERY}",
-    "train.eval_batches=2",
-    "train.log_every=1",
-    f"train.micro_batch_size={MICRO}",
-    "schedule.warmup_steps=2",
-    "tracking.progress=false",
-]
 STRATEGIES = {
     "single": [],
     "ddp": ["strategy=ddp"],
@@ -72,28 +64,14 @@ MID_RUN = 4
 
 def _command(method: str, strategy: str, run_dir: Path, *extra: str, nproc: int | None = None) -> list[str]:
     nproc = nproc or (1 if strategy == "single" else 2)
-    launcher = ["train"] if nproc == 1 else ["launch", "local", "--nproc", str(nproc)]
-    overrides = [f"method={method}", *STRATEGIES[strategy], *COMMON, f"output_dir={run_dir}", *extra]
-    return [*launcher, CONFIG, *overrides]
-
-
-def _run(args: list[str]) -> None:
-    result = run_cli(*args, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-
-
-def _curve(run_dir: Path) -> dict[int, dict[str, float]]:
-    curve: dict[int, dict[str, float]] = {}
-    for event in read_metrics(run_dir):
-        curve.setdefault(event["step"], {}).update({k: event[k] for k in ("loss", "val_loss") if k in event})
-    return curve
+    return command(run_dir, f"method={method}", *STRATEGIES[strategy], *extra, nproc=nproc)
 
 
 def _kill_after_first_checkpoint(args: list[str], run_dir: Path) -> None:
     """Start the run and SIGKILL its whole process group as soon as its first checkpoint is published."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "ftdist", *args]
-    process = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    argv = [sys.executable, "-m", "ftdist", *args]
+    process = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     latest, deadline = run_dir / "checkpoints" / "latest", time.time() + 300
     while time.time() < deadline and not latest.exists() and process.poll() is None:
         time.sleep(0.002)
@@ -116,10 +94,10 @@ def _assert_bitwise_equal(actual: dict, expected: dict) -> None:
 
 
 @torch.no_grad()
-def _val_loss(model: torch.nn.Module, run_dir: Path, step: int, global_batch: int) -> float:
+def _val_loss(model: torch.nn.Module, run_dir: Path, step: int) -> float:
     """The validation loss the trainer logs at `step`, recomputed on one process: the eval batches depend on
     the seed, the step and the global batch, not on the rank."""
-    config = load_config(run_dir / "config.yaml", [f"train.micro_batch_size={global_batch}"])
+    config = load_config(run_dir / "config.yaml", [f"train.micro_batch_size={GLOBAL_BATCH}"])
     _, data = build_data(config, DistEnv())
     model = model.float().eval()
     losses = [
@@ -144,18 +122,24 @@ def _load_exported(folder: Path) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize(("method", "strategy"), PAIRS, ids=[f"{m}-{s}" for m, s in PAIRS])
-def test_kill_resume_export_merge(method, strategy, tmp_path):
+def test_kill_resume_export_merge(method, strategy, tmp_path, request):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    _run(_command(method, strategy, reference))
-    curve = _curve(reference)
-    assert curve[STEPS]["loss"] < curve[1]["loss"], curve  # it learns
+    if (method, strategy) == ("full", "single"):  # the session's 1-rank run (fetched here, not as an argument,
+        reference = request.getfixturevalue("tiny_llama_one_rank")  # so that the pairs spread over workers)
+    else:
+        run(_command(method, strategy, reference))
+    points = curve(reference)
+    assert points[STEPS]["loss"] < points[1]["loss"], points  # it learns
+    if method == "full" and strategy != "single":  # 2 ranks reproduce 1, and the last checkpoint is final/
+        assert_same_curve(points, curve(request.getfixturevalue("tiny_llama_one_rank")))
+        last_checkpoint = reference / "checkpoints" / f"step-{STEPS}"
+        assert_same_weights(read_checkpoint_state(last_checkpoint), _final_weights(reference))
 
     _kill_after_first_checkpoint(_command(method, strategy, killed), killed)
-    _run(_command(method, strategy, killed))  # the same command again: resume: auto
-    assert _curve(killed) == curve, "the resumed run logged other losses than the uninterrupted one"
+    run(_command(method, strategy, killed))  # the same command again: resume: auto
+    assert curve(killed) == points, "the resumed run logged other losses than the uninterrupted one"
     _assert_bitwise_equal(_final_weights(killed), _final_weights(reference))
 
-    global_batch = MICRO * (1 if strategy == "single" else 2)
     tolerance = TOLERANCE[method]
     checkpoint = reference / "checkpoints" / f"step-{MID_RUN}"
     for source, step in ((checkpoint, MID_RUN), (reference, STEPS)):
@@ -163,37 +147,34 @@ def test_kill_resume_export_merge(method, strategy, tmp_path):
         assert main(["export", str(source), "--out", str(out)]) == 0
         if method == "qlora":  # a plain fp32 base is not the 4-bit base it trained on: check through merge
             continue
-        expected = curve[step]["val_loss"]
-        assert _val_loss(_load_exported(out), reference, step, global_batch) == pytest.approx(expected, rel=tolerance)
+        expected = points[step]["val_loss"]
+        assert _val_loss(_load_exported(out), reference, step) == pytest.approx(expected, rel=tolerance)
     if method != "full":
         merged = tmp_path / "merged"
         assert main(["merge", str(checkpoint), "--out", str(merged)]) == 0
         assert not (merged / "adapter_config.json").exists()
-        loss = _val_loss(_load_exported(merged), reference, MID_RUN, global_batch)
-        assert loss == pytest.approx(curve[MID_RUN]["val_loss"], rel=tolerance)
+        loss = _val_loss(_load_exported(merged), reference, MID_RUN)
+        assert loss == pytest.approx(points[MID_RUN]["val_loss"], rel=tolerance)
 
     if method == "full" and strategy in ("ddp", "fsdp", "zero3"):
-        _resume_on_one_rank(strategy, reference, tmp_path / "one-rank", curve)
+        _resume_on_one_rank(strategy, reference, tmp_path / "one-rank", points)
 
 
-def _resume_on_one_rank(strategy: str, reference: Path, run_dir: Path, curve: dict) -> None:
+def _resume_on_one_rank(strategy: str, reference: Path, run_dir: Path, points: dict) -> None:
     """A 2-rank checkpoint on 1 rank with the same global batch: it continues where the 2 ranks did, or, for a
     format that is per rank (DeepSpeed's ZeRO partitions), it is refused before loading, naming the world size."""
-    resume = [
-        f"checkpoint.resume={reference / 'checkpoints' / f'step-{MID_RUN}'}",
-        f"train.micro_batch_size={2 * MICRO}",
-    ]
-    args = _command("full", strategy, run_dir, *resume, nproc=1)
+    resume = f"checkpoint.resume={reference / 'checkpoints' / f'step-{MID_RUN}'}"
+    args = _command("full", strategy, run_dir, resume, nproc=1)
     if strategy == "zero3":
         result = run_cli(*args, timeout=600)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
         assert "written by 2 ranks" in result.stderr and "--nproc 2" in result.stderr
         return
-    _run(args)
-    resumed = _curve(run_dir)
+    run(args)
+    resumed = curve(run_dir)
     assert sorted(resumed) == list(range(MID_RUN + 1, STEPS + 1))
     for step, values in resumed.items():  # another reduction order: equal to float rounding, not bitwise
-        assert values == pytest.approx(curve[step], rel=1e-5), step
+        assert values == pytest.approx(points[step], rel=1e-5), step
     final, expected = _final_weights(run_dir), _final_weights(reference)
     for name, tensor in expected.items():
         torch.testing.assert_close(final[name], tensor, rtol=1e-4, atol=1e-6, msg=name)

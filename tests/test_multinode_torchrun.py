@@ -32,6 +32,7 @@ COMMON = [
     "train.log_every=1",
     "checkpoint.every=6",
     "tracking.progress=false",
+    "tracking.plots=false",
 ]
 
 

@@ -41,6 +41,7 @@ COMMON = [
     "train.eval_every=0",
     "train.log_every=1",
     "tracking.progress=false",
+    "tracking.plots=false",
 ]
 SECOND = "ftdist_second_node"  # the custom resource label of the second node
 PLACED = re.compile(r"ftdist: Ray Train worker rank (\d) of 2 on node (\w+)")

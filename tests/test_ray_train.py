@@ -37,6 +37,7 @@ COMMON = [
     "train.eval_every=0",
     "train.log_every=1",
     "tracking.progress=false",
+    "tracking.plots=false",
 ]
 FAST_HEALTH_CHECK = {"health_check_interval_s": 0.2}
 

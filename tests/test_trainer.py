@@ -14,7 +14,7 @@ from ftdist.tracking import read_metrics
 
 
 def test_loss_falls_and_run_folder_is_complete(tiny_config, tmp_path):
-    result = ftdist.train(tiny_config)
+    result = ftdist.train(tiny_config, ["tracking.plots=true"])  # the default; the tiny configs turn it off
     run = tmp_path / "run"
     events = read_metrics(run)
     evals = [e for e in events if "val_loss" in e]

@@ -16,6 +16,7 @@ from ftdist.config.optim import OptimConfig, ScheduleConfig
 from ftdist.config.strategy import SingleSettings, StrategyConfig
 from ftdist.config.tracking import TrackingConfig
 from ftdist.config.train import CheckpointConfig, TrainConfig
+from ftdist.errors import FtdistWarning
 
 
 class RunConfig(Section):
@@ -76,6 +77,7 @@ class RunConfig(Section):
             warnings.warn(
                 f"schedule.warmup_steps={warmup} is not below train.max_steps={steps}; warming up for {steps - 1} "
                 "step(s) instead, so the learning rate reaches its peak",
+                FtdistWarning,
                 stacklevel=2,
             )
         return self

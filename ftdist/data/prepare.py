@@ -134,7 +134,8 @@ def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 def _save(folder: Path, splits: dict, tokenizer, card: dict) -> None:
     intact = "The data files themselves are untouched; nothing was cached"
-    with staged_folder(folder, intact=intact) as staging:
+    # The folder's name is the fingerprint of its content: a copy another process published first wins.
+    with staged_folder(folder, intact=intact, replace=False) as staging:
         save_file(
             {f"{split}.{key}": array for split, arrays in splits.items() for key, array in arrays.items()},
             str(staging / "data.safetensors"),

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
-from ftdist.errors import FtdistError
+from ftdist.errors import FtdistError, FtdistWarning
 from ftdist.models.char_tokenizer import build_char_tokenizer
 from ftdist.models.gguf import converted_folder
 from ftdist.models.quantized import quantized_load_options
@@ -169,7 +169,7 @@ def warn_remote_code(folder: Path, trust_remote_code: bool) -> None:
         f"model.trust_remote_code is false, and uses the stock transformers class for model_type "
         f"{config.get('model_type')!r} instead. If this model needs its own code, read that code, then set "
         "model.trust_remote_code=true",
-        UserWarning,
+        FtdistWarning,
         stacklevel=3,
     )
 
