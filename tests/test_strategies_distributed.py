@@ -10,8 +10,8 @@ and ZeRO-3 to the same 1-process run. For each variant, one 2-rank run of the ti
   * consolidate offline (the strategy registry, `read_checkpoint_state`) into a model whose logits equal the
     trained model's: its validation loss equals the one the sharded model logged at the last step, and its
     weights equal `final/` (which the trainer gathered in-process).
-DeepSpeed JIT-builds its shm_comm op on first use (~75 s cold, cached in ~/.cache/torch_extensions); no
-other op is built: with offload on a CPU-only machine the optimizer is torch AdamW, not DeepSpeedCPUAdam.
+DeepSpeed builds no op here: ftdist skips its shared-memory comm op on CPU (only inference uses it), and with
+offload on a CPU-only machine the optimizer is torch AdamW, not DeepSpeedCPUAdam.
 """
 
 from __future__ import annotations

@@ -82,6 +82,8 @@ class DeepSpeedZero(Strategy):
             enable_hf_activation_checkpointing(model)
         model = model.to(self.device)
         optimizer = self._optimizer(model, build_optimizer)
+        if self.device.type == "cpu":
+            _no_shared_memory_op_build()
         engine, ds_optimizer, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, config=self.ds_config, dist_init_required=False
         )
@@ -178,3 +180,18 @@ def _full_parameter(parameter: nn.Parameter, get_fp32) -> torch.Tensor:
         with deepspeed.zero.GatheredParameters([parameter]):
             return parameter.detach().clone()
     return parameter
+
+
+def _no_shared_memory_op_build() -> None:
+    """On CPU, DeepSpeed's communication backend JIT-compiles its shared-memory op (`deepspeed_shm_comm`: g++,
+    25-115 s on the first run in each install location) when it starts, although only its inference all-reduce
+    uses it: training's collectives go through torch.distributed (gloo) either way. Marking the op incompatible
+    for this process makes DeepSpeed skip it, as on a platform without the op. DeepSpeed computes this dict once
+    per process and reads it again at start-up, so the edit holds (deepspeed/ops/__init__.py)."""
+    import deepspeed.ops
+
+    try:
+        compatible = deepspeed.ops.__compatible_ops__
+    except AttributeError:  # another DeepSpeed layout: leave its own decision alone
+        return
+    compatible["deepspeed_shm_comm"] = False
