@@ -43,9 +43,9 @@ def _group(item: pytest.Item) -> str | None:
     return item.module.__name__ if any(shared) else None
 
 
-def _cost(item: pytest.Item) -> int:
+def _cost(item: pytest.Item, group: str | None) -> int:
     """0 for the cluster groups, 1 for other slow or multi-process tests, 2 for the rest: the order to start them."""
-    if _group(item) in ("slurm", "ray"):
+    if group in ("slurm", "ray"):
         return 0
     return 1 if item.get_closest_marker("slow") or item.get_closest_marker("distributed") else 2
 
@@ -59,9 +59,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item, group in groups.items():
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-            group_cost[group] = min(group_cost.get(group, 2), _cost(item))
+            group_cost[group] = min(group_cost.get(group, 2), _cost(item, group))
+
     # Stable, and one key per group: a group's tests stay together, in file order.
-    items.sort(key=lambda item: (group_cost[groups[item]] if groups[item] else _cost(item), groups[item] != "slurm"))
+    def start_order(item: pytest.Item) -> tuple[int, bool]:
+        group = groups[item]
+        return (group_cost[group] if group else _cost(item, None), group != "slurm")
+
+    items.sort(key=start_order)
 
 
 def tiny_gpt_config(run_dir: Path, **train) -> dict:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ftdist.config.loader import origin_of
 
+# ftdist.data.sources.resolve_data_path resolves `builtin:` too, but importing ftdist.data loads torch and
+# transformers (its __init__), which a login-node check must not pay for; this module checks, it does not read.
 BUILTIN_PREFIX = "builtin:"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 NOT_PATHS = ("char", "gguf")  # model.tokenizer values that name no file
