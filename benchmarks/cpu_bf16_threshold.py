@@ -3,7 +3,7 @@ bf16 autocast (fp32 weights, grads and AdamW state), interleaved A B A B so mach
 
     python benchmarks/cpu_bf16_threshold.py [--widths 64 128 256 384 576 768] [--repeats 3]
 
-`ftdist.env.BF16_MIN_WIDTH` (the hidden size from which `precision: auto` picks bf16 on a CPU with AMX or
+`ftdist.distributed.device.BF16_MIN_WIDTH` (the hidden size from which `precision: auto` picks bf16 on a CPU with AMX or
 AVX512-BF16) comes from this table.
 """
 
@@ -16,7 +16,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from ftdist.env import cpu_has_fast_bf16
+from ftdist.distributed.device import cpu_has_fast_bf16
 
 
 def step_seconds(width: int, bf16: bool, batch: int, seq: int, steps: int) -> float:

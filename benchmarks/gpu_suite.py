@@ -108,7 +108,7 @@ def section_main(section: str, base: Path, out: Path, args: argparse.Namespace) 
         result.update(hf_qlora(base, args))
     else:
         import ftdist
-        from ftdist.tracking import read_metrics
+        from ftdist.training.tracking import read_metrics
 
         ftdist.train(config)
         events = [e for e in read_metrics(out) if "tokens_per_s" in e]

@@ -6,7 +6,7 @@ Each case runs in its own interpreter with MALLOC_MMAP_THRESHOLD_=65536 (so free
 OS and the peak is visible in RSS; glibc otherwise reuses freed heap and hides it). A thread samples VmRSS
 every millisecond; the rise is the sampled maximum minus the RSS just before the model is built, after a
 warm-up step of a one-layer copy (thread pools, kernel caches). The step is ftdist's own: SingleDevice.prepare,
-ftdist.optim.build_optimizer (fused AdamW on CPU), ftdist.loss.token_loss_sum, two optimizer steps. The
+build_optimizer (fused AdamW on CPU), token_loss_sum (ftdist.training), two optimizer steps. The
 prediction is the planner's `single` estimate on this CPU for the same run config. Target: within 10%.
 """
 
@@ -86,11 +86,12 @@ def child(spec: dict) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from ftdist.config import load_config
-    from ftdist.env import DistEnv, Precision
-    from ftdist.loss import token_loss_sum
+    from ftdist.distributed.device import Precision
+    from ftdist.distributed.env import DistEnv
     from ftdist.methods import apply_method
-    from ftdist.optim import build_optimizer
     from ftdist.strategies.single import SingleDevice
+    from ftdist.training.loss import token_loss_sum
+    from ftdist.training.optim import build_optimizer
 
     torch.manual_seed(0)
     config = load_config(spec["config"])

@@ -8,7 +8,7 @@ context 32, batch 16, vocabulary of the SQL corpus) and pre-norm blocks with bot
     python benchmarks/tiny_gpt.py [--steps 300] [--repeats 3]
 
 The reference runs on torch's default thread count, as the paper's notebook does; ftdist on its own choice
-(one intra-op thread for a model this small on a CPU, `ftdist.env.pick_cpu_threads`). The reference is also
+(one intra-op thread for a model this small on a CPU, `pick_cpu_threads`). The reference is also
 timed on ftdist's thread count, so the share of the gain that comes from the thread choice is visible.
 """
 

@@ -87,7 +87,7 @@ def prepare(job: str, steps: int, work: Path) -> None:
 
 def run_ftdist(job: str, steps: int, work: Path, precision: str) -> dict:
     from ftdist import train
-    from ftdist.tracking import read_metrics
+    from ftdist.training.tracking import read_metrics
 
     out = work / f"ftdist-{precision}"
     config = job_config(job, out, steps)

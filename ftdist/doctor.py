@@ -5,7 +5,7 @@ backend (gloo on CPU, nccl on GPU) with its bus bandwidth, a shared-filesystem c
 rank writes a checkpoint-sized marker by write + fsync + rename, as checkpoints are published; every rank
 then reads every rank's marker), and a 2-step run of the config's method and strategy on a tiny model of the
 same family (built from config, on the shipped corpus: no downloads). Rank 0 prints the table; any failure
-names its fix and makes the exit status non-zero. Rank and world size come from `ftdist.env.detect_env`, as
+names its fix and makes the exit status non-zero. Rank and world size come from `ftdist.distributed.env.detect_env`, as
 in training, so the same checks run under torchrun, srun and Ray.
 """
 
@@ -72,7 +72,7 @@ def package_row(config) -> Row:
 
 
 def device_row(config, env):
-    from ftdist.env import pick_device, pick_precision
+    from ftdist.distributed.device import pick_device, pick_precision
     from ftdist.errors import FtdistError
     from ftdist.models import model_width
 
@@ -88,7 +88,7 @@ def collective_row(env, device) -> Row:
     import torch
     import torch.distributed as dist
 
-    from ftdist.env import init_distributed
+    from ftdist.distributed.process_group import init_distributed
 
     if not env.distributed:
         return Row("all_reduce", "skipped: 1 process (run with --nproc N, torchrun or srun for N ranks)")
@@ -121,9 +121,8 @@ def collective_row(env, device) -> Row:
 
 def shared_fs_row(config, env) -> Row:
     """Each rank publishes a marker (write, fsync, rename) under output_dir; every rank reads all of them."""
-    import torch.distributed as dist
-
-    from ftdist.shared_dir import publish_marker, unseen_markers, withdraw_marker
+    from ftdist.distributed.collectives import any_rank
+    from ftdist.distributed.shared_dir import publish_marker, unseen_markers, withdraw_marker
 
     folder = Path(config.run_dir) / ".doctor"
     problem, seconds = "", 0.0
@@ -133,12 +132,10 @@ def shared_fs_row(config, env) -> Row:
         seconds = publish_marker(folder, env.rank, os.urandom(MARKER_MIB * 2**20))
     except OSError as error:
         problem = f"rank {env.rank} cannot write {folder} ({error.strerror or error})"
-    if env.distributed:
-        dist.barrier()
+    any_rank(bool(problem))  # the barrier: every rank has written before any reads
     if not problem and (unseen := unseen_markers(folder, list(range(env.world_size)))):
         problem = f"rank {env.rank} (node {env.node_rank}) cannot see the markers of rank(s) {', '.join(unseen)}"
-    if env.distributed:
-        dist.barrier()
+    any_rank(bool(problem))  # every rank has read before any withdraws its marker
     withdraw_marker(folder, env.rank)
     if problem:
         fix = (

@@ -1,9 +1,7 @@
-"""Turn what a run produced into a model: load a run for generation, merge adapters, export HF folders.
+"""Export a run's model as a Hugging Face folder, and merge LoRA adapters into their base.
 
-Sources, in the order `resolve_model_folder` picks them: a run's `final/` (an HF model folder, or an adapter
-folder whose `adapter_config.json` names its base), or the run's latest checkpoint (ftdist's checkpoint format:
-`config.yaml` + weights). Any strategy's checkpoint format is read through the strategy registry
-(`ftdist.strategies.read_checkpoint_state`); this module never names a format.
+The model comes from `ftdist.run_folder` (a run's `final/`, else its latest checkpoint, in any strategy's
+format); this module only writes: safetensors, staged and renamed, never pickles or code.
 """
 
 from __future__ import annotations
@@ -13,15 +11,14 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from ftdist.config import RunConfig, load_config
+from ftdist.config import RunConfig
 from ftdist.errors import FtdistError
+from ftdist.run_folder import ADAPTER_CONFIG, load_trained, resolve_model_folder, run_config_for, run_root
 from ftdist.staging import staged_folder
 
-ADAPTER_CONFIG = "adapter_config.json"
 EXPORTED = (
     "*.safetensors",
     "*.safetensors.index.json",
@@ -39,54 +36,12 @@ EXPORTED = (
 )
 
 
-def resolve_model_folder(run_or_model: str | Path) -> Path:
-    """A run folder means its `final/` (or, before it finished, its latest checkpoint); else the folder itself."""
-    path = Path(run_or_model)
-    if _is_model_folder(path / "final"):
-        return path / "final"
-    latest = path / "checkpoints" / "latest"
-    if latest.exists():
-        return path / "checkpoints" / latest.read_text().strip()
-    if _is_model_folder(path):
-        return path
-    raise FtdistError(
-        f"{run_or_model} is neither a run folder (with final/ or checkpoints/) nor a model folder "
-        "(with config.json or adapter_config.json); pass e.g. runs/tiny_sql_gpt"
-    )
-
-
-def run_config_for(folder: Path) -> RunConfig | None:
-    """The run's config next to a checkpoint or a final/ folder, if there is one."""
-    for candidate in (folder / "config.yaml", folder.parent / "config.yaml", folder.parent.parent / "config.yaml"):
-        if candidate.exists():
-            return load_config(candidate)
-    return None
-
-
-def load_trained(
-    run_or_model: str | Path, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, PreTrainedTokenizerBase, Path]:
-    """(model, tokenizer, source folder). Adapter runs come back as a peft model on their base, unmerged."""
-    from ftdist.strategies import is_checkpoint
-
-    folder = resolve_model_folder(run_or_model)
-    config = run_config_for(folder)
-    if (folder / ADAPTER_CONFIG).exists():
-        model = _adapter_model(folder, config)
-    elif (folder / "config.yaml").exists() and is_checkpoint(folder):
-        model = _checkpoint_model(folder, config or load_config(folder / "config.yaml"))
-    else:
-        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model.to(device).eval(), tokenizer, folder
-
-
 def merge(run_or_model: str | Path, out: str | Path | None = None) -> Path:
     """Fold the LoRA update into the base (W + alpha/r * B @ A) and save a plain HF model folder."""
     model, tokenizer, folder = load_trained(run_or_model)
     if not hasattr(model, "merge_and_unload"):
         raise FtdistError(f"{folder} holds no LoRA adapter to merge; it is already a full model (use ftdist export)")
-    target = Path(out) if out else _run_root(folder) / "merged"
+    target = Path(out) if out else run_root(folder) / "merged"
     merged = model.merge_and_unload()
     _save(merged, tokenizer, target)
     return target
@@ -95,7 +50,7 @@ def merge(run_or_model: str | Path, out: str | Path | None = None) -> Path:
 def export(run_or_model: str | Path, out: str | Path | None = None) -> Path:
     """Write HF safetensors: the full model, or the adapter (with its base recorded in adapter_config.json)."""
     folder = resolve_model_folder(run_or_model)
-    target = Path(out) if out else _run_root(folder) / "export"
+    target = Path(out) if out else run_root(folder) / "export"
     if folder.name == "final" or not (folder / "config.yaml").exists():
         from ftdist.models import check_safetensors_folder
 
@@ -109,40 +64,6 @@ def export(run_or_model: str | Path, out: str | Path | None = None) -> Path:
     model, tokenizer, _ = load_trained(folder)
     _save(model, tokenizer, target)
     return target
-
-
-# --- loading helpers -------------------------------------------------------------------------------------------
-def _adapter_model(folder: Path, config: RunConfig | None) -> nn.Module:
-    """The adapter on its base. A QLoRA base is loaded 4-bit as in training, then de-quantized to fp32, so the
-    adapter sees the weights it was trained against and a merge is exact up to float rounding."""
-    from peft import PeftConfig, PeftModel
-
-    base_path = resolve_base(PeftConfig.from_pretrained(folder).base_model_name_or_path, folder)
-    base = _load_base(base_path, config)
-    from ftdist.methods.lora import without_peft_deprecation_notice
-
-    with without_peft_deprecation_notice():
-        return PeftModel.from_pretrained(base, folder)
-
-
-def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:
-    """The trained model from any strategy's checkpoint, consolidated offline: the method builds the model (a
-    plain one from the checkpoint's config.json, or the base with fresh adapters) and its state filter loads
-    what the checkpoint holds."""
-    from ftdist.methods import method_class
-    from ftdist.strategies import read_checkpoint_state
-
-    method = method_class(config.method.name)
-    if method.state_filter.trainable_only:
-        from ftdist.models import base_folder
-
-        model = method.apply(_load_base(base_folder(config), config), config)
-    else:
-        from transformers import AutoConfig
-
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
-    method.state_filter.load_into(model, read_checkpoint_state(folder), str(folder))
-    return model.eval()
 
 
 def record_portable_base(adapter_config: Path, config: RunConfig | None) -> None:
@@ -164,51 +85,11 @@ def record_portable_base(adapter_config: Path, config: RunConfig | None) -> None
     adapter_config.write_text(json.dumps({**data, "base_model_name_or_path": portable}, indent=2) + "\n")
 
 
-def resolve_base(base: str | None, adapter: Path) -> Path | str:
-    """The folder (or Hub id) an adapter's recorded base names: as given, from the working directory; else a
-    relative path from each parent of the adapter folder (a moved checkout); else a Hub id `namespace/name`."""
-    from ftdist.config.files import HUB_ID
-
-    if base:
-        if Path(base).expanduser().exists():
-            return Path(base).expanduser()
-        if not Path(base).is_absolute():
-            for parent in Path(adapter).resolve().parents:
-                if (parent / base).exists():
-                    return parent / base
-        if HUB_ID.fullmatch(base):
-            return base
-    raise FtdistError(
-        f"the adapter in {adapter} needs its base model at {base!r}, which does not exist here; restore that "
-        "folder, run from the folder the run was trained in, or edit base_model_name_or_path in adapter_config.json"
-    )
-
-
 def _same_folder(a: str, b: str) -> bool:
     try:
         return Path(a).expanduser().resolve() == Path(b).resolve()
     except OSError:
         return False
-
-
-def _load_base(path: Path | str, config: RunConfig | None) -> nn.Module:
-    from ftdist.models import load_pretrained
-    from ftdist.models.quantized import quantized_load_options
-
-    options = quantized_load_options(config) if config is not None else {}
-    base = load_pretrained(str(path), trust_remote_code=bool(config and config.model.trust_remote_code), **options)
-    if options:
-        base = base.dequantize()  # 4-bit -> the exact de-quantized weights, in the compute dtype
-        base = base.to(torch.float32)
-    return base
-
-
-def _is_model_folder(path: Path) -> bool:
-    return (path / "config.json").exists() or (path / ADAPTER_CONFIG).exists()
-
-
-def _run_root(folder: Path) -> Path:
-    return folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
 
 
 def exported_files(folder: Path) -> list[str]:

@@ -17,9 +17,9 @@ from transformers import (
 
 from ftdist.config.eval import GenerationConfig
 from ftdist.errors import FtdistError
-from ftdist.eval.normalize import response_is_final
-from ftdist.export import load_trained, resolve_model_folder, run_config_for
 from ftdist.models import check_safetensors_folder, warn_remote_code
+from ftdist.responses import response_is_final
+from ftdist.run_folder import load_trained, resolve_model_folder, run_config_for
 
 
 def load_for_generation(
@@ -59,7 +59,7 @@ def generate_batch(
     stop: list[str] | None = None,
 ) -> list[str]:
     """The continuation (prompt excluded) of each prompt, generated together in one left-padded batch. With
-    `stop`, a row ends once `ftdist.eval.normalize.cut_response` of it is final, and the batch once all are.
+    `stop`, a row ends once `ftdist.responses.cut_response` of it is final, and the batch once all are.
 
     Left padding puts every prompt's last token in the same column, so one forward pass per new token serves the
     whole batch and the KV cache is shared; that is where the speed over a one-prompt loop comes from. Greedy

@@ -218,10 +218,6 @@ def human_bytes(count: int | None) -> str:
     return f"{value:.1f} TB"
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
-
-
 def _existing_parent(path: Path) -> Path:
     path = Path(path).absolute()
     while not path.exists() and path != path.parent:

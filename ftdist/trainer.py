@@ -8,7 +8,6 @@ method-specific work (adapters, quantization) happened in `Method.apply` before 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -18,35 +17,29 @@ from typing import Any
 
 import torch
 
-from ftdist.checkpoint import CheckpointManager, resolve_resume
+from ftdist.checkpoint.checkpointer import Checkpointer
 from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
-from ftdist.env import (
-    detect_env,
-    init_distributed,
-    pick_cpu_threads,
-    pick_device,
-    pick_precision,
-    shutdown_distributed,
-)
+from ftdist.distributed.collectives import mean_over_ranks, on_rank0
+from ftdist.distributed.device import pick_cpu_threads, pick_device, pick_precision
+from ftdist.distributed.env import detect_env
+from ftdist.distributed.process_group import init_distributed, shutdown_distributed
+from ftdist.distributed.shared_dir import check_shared_output_dir
 from ftdist.errors import FtdistError
 from ftdist.eval.hook import RunEval
-from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
-from ftdist.loss import batch_mean_losses, count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters, model_width
-from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.planner.runtime import MemoryCheck, hardware_for_device
-from ftdist.preemption import PreemptionFlag
 from ftdist.preflight import World, preflight, resolve_auto_strategy
-from ftdist.progress import LogWindow, ProgressView
-from ftdist.resume_check import compare_with_checkpoint, record_data_fingerprint
-from ftdist.shared_dir import check_shared_output_dir
+from ftdist.run_folder import RunFolder
 from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
-from ftdist.strategies import build_strategy, check_resumable, strategy_class
-from ftdist.strategies.base import FORMAT_RECORD
-from ftdist.tracking import Tracker, check_trackers_installed
-from ftdist.train_state import capture_rng, load_trainer_state, restore_rng, save_trainer_state
+from ftdist.strategies import build_strategy, strategy_class
+from ftdist.training.finite import FiniteWatch, nonfinite_error, weights_finite
+from ftdist.training.loss import batch_mean_losses, count_label_tokens, token_loss_sum
+from ftdist.training.optim import build_optimizer, build_scheduler
+from ftdist.training.preemption import PreemptionFlag
+from ftdist.training.progress import LogWindow, ProgressView
+from ftdist.training.tracking import Tracker, check_trackers_installed
 
 # Called on every rank after each checkpoint is sealed: (step, checkpoint folder, latest logged metrics).
 # Launchers use it to register checkpoints with their own bookkeeping (Ray Train's `report`); the loop itself
@@ -83,6 +76,7 @@ class Trainer:
         self.last_logged: dict[str, float] = {}
         self.env = detect_env()
         self.run_dir = Path(self.config.run_dir)
+        self.run = RunFolder(self.run_dir)
         self.step = 0
         self.last_eval: dict[str, float] = {}
 
@@ -97,7 +91,7 @@ class Trainer:
         try:
             while self.step < self.config.train.max_steps:
                 if self.preemption.should_stop():
-                    self.save_checkpoint()
+                    self.checkpointer.save(self.step)
                     self.view.say(
                         f"{self.preemption.received or 'stop'} received: saved step {self.step}, exiting to be requeued"
                     )
@@ -137,7 +131,7 @@ class Trainer:
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
             self.check_finite(weights=False)  # every step since the last log, not only this one
             mean, tokens_per_s = self.window.take()  # the interval's mean loss and average rate, as HF logs them
-            value = float(self._mean_over_ranks(mean))  # the global batch's loss, not rank 0's share
+            value = float(mean_over_ranks(mean))  # the global batch's loss, not rank 0's share
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
             lr = self.scheduler.get_last_lr()[0]
             self.log(loss=value, lr=lr, tokens_per_s=tokens_per_s, **norm)
@@ -151,9 +145,7 @@ class Trainer:
                 f"step {self.step}: train loss {self.last_eval['train_loss']:.4f}, "
                 f"val loss {self.last_eval['val_loss']:.4f}"
             )
-        every = self.config.checkpoint.every
-        if every and self.step % every == 0 and self.step < cfg.max_steps:
-            self.save_checkpoint()
+        self.checkpointer.maybe_save(self.step)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -164,7 +156,7 @@ class Trainer:
             batches = self.data.eval_batches(split, self.config.train.eval_batches, self.step)
             with self.strategy.autocast():
                 losses = batch_mean_losses(self.model, batches, self.device, EVAL_LOGITS_BUDGET)
-            result[f"{split}_loss"] = float(self._mean_over_ranks(torch.stack(losses).mean()))
+            result[f"{split}_loss"] = float(mean_over_ranks(torch.stack(losses).mean()))
         self.model.train()
         return result
 
@@ -176,27 +168,24 @@ class Trainer:
         check_trackers_installed(cfg)
         self.setup_job()
         cfg = self.config  # `strategy: auto` is concrete from here on
-        resume_from = resolve_resume(self.run_dir / "checkpoints", cfg.checkpoint.resume, self.env.is_main)
-        resume_notes = None
-        if resume_from is not None:
-            check_resumable(cfg, resume_from, self.env.world_size)  # before any data or model is loaded
-            resume_notes = compare_with_checkpoint(cfg, resume_from)  # refuses what cannot change
+        resume_from, resume_notes = self.checkpointer.resume_point()  # before any data or model is loaded
         torch.manual_seed(cfg.seed)
         self.tokenizer, self.data = build_data(cfg, self.env)
         self.tokens_per_step = self.data.tokens_per_batch * cfg.train.grad_accum * self.env.world_size
         self.run_eval = RunEval(cfg, self.run_dir, self.env, self.device)
         self.run_eval.before_training(self.tokenizer)  # eval/base.json, when eval.tasks is set
         self.setup_model()
-        self.window = LogWindow()
-        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last, self.env.is_main)
+        self.window = LogWindow(self.device)
+        parts = {"scheduler": self.scheduler, "data": self.data, "scaler": self.strategy, "log_window": self.window}
+        self.checkpointer.track(self.model, self.optimizer, self.tokenizer, parts, before_save=self.check_finite)
         if resume_from is not None:
-            self.load_checkpoint(resume_from)
+            self.step = self.checkpointer.load(resume_from)
         self.model.train()
-        self.preemption = PreemptionFlag(self.device)
+        self.preemption = PreemptionFlag()
         self.finite = FiniteWatch(self.device)
         self.tracker = Tracker(cfg, self.run_dir, self.step) if self.env.is_main else None
         if self.env.is_main:
-            publish_text(self.run_dir / "config.yaml", dump_config(cfg))  # a full disk here is one paragraph too
+            publish_text(self.run.config, dump_config(cfg))  # a full disk here is one paragraph too
         self.view = ProgressView(cfg.train.max_steps, self.step, self.env.is_main, cfg.tracking.progress)
         for line in (self._banner(resume_from), self.auto_choice, self.memory.banner(), resume_notes):
             if line:
@@ -217,10 +206,11 @@ class Trainer:
         self.config = cfg
         preflight(cfg, world)  # the launcher ran it too; the world may differ
         init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
-        check_shared_output_dir(self.run_dir, self.env.rank, self.env.node_rank, self.device)
+        check_shared_output_dir(self.run_dir, self.env.rank, self.env.node_rank)
         self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
         self.method = method_class(cfg.method.name)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision, self.method.state_filter)
+        self.checkpointer = Checkpointer(cfg, self.run, self.env, self.strategy, self._checkpoint_saved)
 
     def setup_model(self) -> None:
         """The method's model, wrapped by the strategy, with its optimizer and schedule."""
@@ -285,14 +275,14 @@ class Trainer:
     def check_finite(self, weights: bool = True) -> None:
         """Stop, naming the last finite checkpoint, if any step's loss (or, before a save, any weight) is not
         finite. Collective: every rank calls it at the same step."""
-        first = self.finite.first_bad_step(self._mean_over_ranks)
+        first = self.finite.first_bad_step(mean_over_ranks)
         if first is not None:
             what = f"the loss was first not finite at step {first}" if first > 0 else "the loss was not finite"
-        elif weights and float(self._mean_over_ranks(weights_finite(self.model))) > 0:
+        elif weights and float(mean_over_ranks(weights_finite(self.model))) > 0:
             what = f"the model's weights were not finite after the update at step {self.step}"
         else:
             return
-        latest = self.checkpoints.latest() if self.env.is_main else None
+        latest = self.checkpointer.latest() if self.env.is_main else None
         last_good = (
             f"The last finite checkpoint is {latest}, which checkpoint.resume=auto continues from"
             if latest
@@ -300,55 +290,19 @@ class Trainer:
         )
         raise nonfinite_error(self.step, what, last_good)
 
-    def save_checkpoint(self) -> Path:
-        self.check_finite()  # before anything is written: `latest` never names a non-finite checkpoint
-
-        def write(folder: Path) -> None:
-            self.strategy.save(self.model, self.optimizer, folder)
-            save_trainer_state(
-                folder,
-                self.env.rank,
-                {
-                    "step": self.step,
-                    "scheduler": self.scheduler.state_dict(),
-                    "rng": capture_rng(),
-                    "data": self.data.state_dict(),
-                    "scaler": self.strategy.scaler_state(),
-                    "log_window": self.window.state_dict(),
-                },
-            )
-            if self.env.is_main:
-                (folder / FORMAT_RECORD).write_text(json.dumps(self.strategy.format_record()))
-                (folder / "config.yaml").write_text(dump_config(self.config))
-                record_data_fingerprint(folder, self.config)  # a resume refuses changed data files
-                self.strategy.unwrap(self.model).config.save_pretrained(folder)
-                self.tokenizer.save_pretrained(folder)
-
-        folder = self.checkpoints.save(self.step, write)
+    def _checkpoint_saved(self, step: int, folder: Path) -> None:
         if self.on_checkpoint is not None:
-            self.on_checkpoint(self.step, folder, dict(self.last_logged))
-        return folder
-
-    def load_checkpoint(self, folder: Path) -> None:
-        self.strategy.load(self.model, self.optimizer, folder)
-        state = load_trainer_state(folder, self.env.rank)
-        self.step = state["step"]
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.data.load_state_dict(state["data"])
-        self.strategy.load_scaler_state(state["scaler"])
-        self.window.load_state_dict(state.get("log_window"), self.device)
-        restore_rng(state["rng"])
+            self.on_checkpoint(step, folder, dict(self.last_logged))
 
     # --- the end of a run -----------------------------------------------------------------------------------
     def finish(self) -> TrainResult:
-        if self.config.checkpoint.every and not (self.run_dir / "checkpoints" / f"step-{self.step}").exists():
-            self.save_checkpoint()  # checkpoint.every: 0 writes none; final/ below is the run's output
+        self.checkpointer.save_last(self.step)
         final_dir = self.export_final()
         memory = self.memory.measure()  # before generation adds its own peak
         self.log(**memory)
         if self.env.is_main:
             self.view.close()
-            from ftdist.finish import write_run_artifacts
+            from ftdist.training.finish import write_run_artifacts
 
             model = self.strategy.unwrap(self.model)
             if self.env.distributed and self.config.eval.prompts:
@@ -365,25 +319,20 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, final_dir, metrics=self.last_eval)
 
     def export_final(self) -> Path:
-        """`final/`: a Hugging Face folder, written aside and renamed, so it is either whole or absent."""
+        """`final/`: a Hugging Face folder, written aside and renamed, so it is either whole or absent. Every rank
+        returns once it is in place (evaluation then reads it on every rank)."""
         state = self.strategy.full_state_dict(self.model)  # collective
-        final = self.run_dir / "final"
-        if self.env.is_main:
-            intact = self.checkpoints.intact()
-            with staged_folder(final, intact=f"The trained state is safe in the checkpoints: {intact}") as staging:
+
+        def write() -> None:
+            intact = self.checkpointer.intact()
+            with staged_folder(
+                self.run.final, intact=f"The trained state is safe in the checkpoints: {intact}"
+            ) as staging:
                 self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
                 self.tokenizer.save_pretrained(staging)
-        return final
 
-    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
-        value = value.detach().float().to(self._collective_device())
-        if self.env.distributed:  # gloo has no AVG: sum, then divide
-            torch.distributed.all_reduce(value)
-            value /= self.env.world_size
-        return value
-
-    def _collective_device(self) -> torch.device:
-        return self.device if self.device.type == "cuda" else torch.device("cpu")
+        on_rank0(write, f"writing {self.run.final}")
+        return self.run.final
 
 
 def train(

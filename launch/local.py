@@ -3,7 +3,7 @@
 A convenience over `torchrun --nproc_per_node N -m ftdist train CONFIG ...`: it validates the config and runs
 `ftdist.preflight` with the world it is about to start (so `strategy: single` on 2 processes or a DeepSpeed
 JSON batch-size conflict stops here, not in N workers), picks a free port for single-node runs, passes your
-OMP_NUM_THREADS (if any) on to the workers past torchrun, which sets 1 (`ftdist.env.pick_cpu_threads` gives each
+OMP_NUM_THREADS (if any) on to the workers past torchrun, which sets 1 (`pick_cpu_threads` gives each
 worker the machine's CPUs over N otherwise), and returns the workers' exit status.
 """
 
@@ -38,8 +38,9 @@ class LocalLauncher(Launcher):
         return profile.nproc or max(_gpus_here(), 1)
 
     def submit(self, config, profile: LocalProfile, args: argparse.Namespace) -> int:
-        from ftdist.env import free_port, launcher_thread_env
-        from ftdist.rendezvous import check_port_free
+        from ftdist.distributed.device import launcher_thread_env
+        from ftdist.distributed.process_group import free_port
+        from ftdist.distributed.rendezvous import check_port_free
 
         if profile.nnodes > 1 and profile.master_port is None:
             raise FtdistError("multi-node runs need the same --master-port on every node, e.g. --master-port 29500")

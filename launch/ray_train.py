@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftdist.errors import FtdistError
+from ftdist.run_folder import RunFolder
 from launch.base import Launcher
 from launch.profiles import RayProfile
 from launch.ray_capacity import check_resources, fit_watched
@@ -205,7 +206,7 @@ def run_on_ray(
             ) from error
     finally:
         ray.shutdown()
-    final_dir = Path(resolved.run_dir) / "final"  # written by rank 0 after the last checkpoint was reported
+    final_dir = RunFolder(resolved.run_dir).final  # written by rank 0 after the last checkpoint was reported
     return RayLaunchResult(
         checkpoint=Path(result.checkpoint.path) if result.checkpoint else None,
         run_dir=Path(resolved.run_dir),
@@ -215,9 +216,9 @@ def run_on_ray(
 
 
 def with_thread_env(runtime_env: dict | None, cpus_per_worker: float) -> dict:
-    """`runtime_env` plus what `ftdist.env.pick_cpu_threads` needs in each worker: the user's OMP_NUM_THREADS
+    """`runtime_env` plus what `pick_cpu_threads` needs in each worker: the user's OMP_NUM_THREADS
     (from the runtime env or this shell; Ray sets its own in every worker) and the worker's CPUs."""
-    from ftdist.env import launcher_thread_env
+    from ftdist.distributed.device import launcher_thread_env
 
     runtime_env = dict(runtime_env or {})
     env_vars = dict(runtime_env.get("env_vars") or {})

@@ -5,7 +5,7 @@ The worker is the same training loop torchrun and Slurm reach. Two things are Ra
   ranks pass None; report is a barrier, so every rank calls it at the same step), and
 - on a restart, `ray.train.get_checkpoint()` (the last registered checkpoint) becomes `checkpoint.resume`,
   so the loop restores weights, optimizer, RNG and data position and replays the same data order.
-Rank and world size come from `ray.train.get_context()` through `ftdist.env.detect_env`.
+Rank and world size come from `ray.train.get_context()` through `ftdist.distributed.env.detect_env`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
 
     from ftdist.trainer import train
 
-    config, overrides = loop_config["config"], list(loop_config.get("overrides", []))
+    config = loop_config["config"]  # resolved by the driver: overrides are already applied
     # The final checkpoint was reported by the trainer (Result.checkpoint); `final/` sits in the run folder.
     context = ray.train.get_context()
     rank = context.get_world_rank()
@@ -30,14 +30,14 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
     report = CheckpointReporter(rank)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        result = train(config, overrides, report)
+        result = train(config, on_checkpoint=report)
     else:
         # For local or shared storage this is the registered folder itself; for s3:// it is a download.
         with checkpoint.as_directory() as folder:
             if rank == 0:
                 step = json.loads((Path(folder) / "MANIFEST.json").read_text())["step"]
                 print(f"ftdist: Ray Train restarted the workers; resuming from {folder} (step {step})", flush=True)
-            result = train(config, [*overrides, f"checkpoint.resume={folder}"], report)
+            result = train(config, [f"checkpoint.resume={folder}"], report)
     if result.preempted:  # a signal stopped the loop after saving: let Ray restart the group from it
         raise RuntimeError(f"ftdist run preempted at step {result.step}; Ray Train restarts it from the checkpoint")
 

@@ -3,7 +3,7 @@
 The job's resources come from a site profile (`cluster_configs/slurm/*.yaml`) with single values overridden
 on the command line. Each Slurm task runs `ftdist.train(config, overrides)` in-process: one task per GPU,
 rank and world size from SLURM_PROCID/SLURM_NTASKS and the head node from SLURM_JOB_NODELIST, all mapped
-by `ftdist.env` (no torchrun inside the job).
+by `ftdist.distributed.env` (no torchrun inside the job).
 
 Preemption: submitit asks Slurm for SIGUSR2 `signal_delay_s` before the time limit; the trainer treats it
 like SIGUSR1/SIGTERM (all ranks agree at a step boundary and save). `TrainJob` then hands over to

@@ -5,11 +5,11 @@
 #
 # What it does, in order:
 #   1. takes CONFIG (default: the script's DEFAULT_CONFIG) and key=value overrides from the command line;
-#   2. finds the head node and port with `python -m ftdist.rendezvous` (scontrol show hostnames, job id);
+#   2. finds the head node and port with `python -m ftdist.distributed.rendezvous` (scontrol show hostnames, job id);
 #   3. starts the training step in the background:
 #        LAUNCHER=torchrun: srun, one task per node -> torchrun --nnodes N --node_rank $SLURM_NODEID
 #                           --nproc_per_node (GPUs on the node) --rdzv_endpoint head:port -> ftdist train
-#        LAUNCHER=srun:     srun, one task per process -> ftdist train (ftdist.env maps SLURM_PROCID etc.)
+#        LAUNCHER=srun:     srun, one task per process -> ftdist train (ftdist.distributed.env maps SLURM_PROCID etc.)
 #   4. traps SIGUSR1 (`#SBATCH --signal=B:USR1@N`, time limit near) and SIGTERM (preemption) and forwards
 #      SIGUSR1 to the training step (`scancel --signal=USR1 $SLURM_JOB_ID` reaches every step task). The
 #      trainer all-reduces the flag, saves a checkpoint at the next step boundary and exits 75;
@@ -38,8 +38,8 @@ if [ ! -f "$CONFIG" ]; then
   exit 2
 fi
 
-# The head node and port come from ftdist.rendezvous, the same code every srun task uses.
-read -r HEAD PORT < <("$PYTHON" -m ftdist.rendezvous) || exit 2
+# The head node and port come from ftdist.distributed.rendezvous, the same code every srun task uses.
+read -r HEAD PORT < <("$PYTHON" -m ftdist.distributed.rendezvous) || exit 2
 NNODES=${SLURM_JOB_NUM_NODES:-1}
 if [ -n "${FTDIST_NPROC_PER_NODE:-}" ]; then
   NPROC=$FTDIST_NPROC_PER_NODE
@@ -50,7 +50,7 @@ else
 fi
 export PYTHONUNBUFFERED=1
 # Threads: each worker takes OMP_NUM_THREADS if you set it, else 1 for a small model, else its share of the
-# allocation (SLURM_CPUS_PER_TASK over the processes per task): ftdist.env.pick_cpu_threads, the rule of every
+# allocation (SLURM_CPUS_PER_TASK over the processes per task): ftdist.distributed.device.pick_cpu_threads, the rule of every
 # launcher. torchrun sets OMP_NUM_THREADS=1 in its workers, so your own value travels as FTDIST_OMP_NUM_THREADS.
 export FTDIST_OMP_NUM_THREADS=${FTDIST_OMP_NUM_THREADS-${OMP_NUM_THREADS:-}}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -81,7 +81,7 @@ if [ "$LAUNCHER" = torchrun ]; then
     --nnodes="$NNODES" --nproc_per_node="$NPROC" --rdzv_backend=static --rdzv_endpoint="$HEAD:$PORT" \
     -m ftdist train "$CONFIG" "$@" &
 elif [ "$LAUNCHER" = srun ]; then
-  # ftdist.env derives the same head:port from SLURM_JOB_NODELIST and SLURM_JOB_ID in every task.
+  # ftdist.distributed.env derives the same head:port from SLURM_JOB_NODELIST and SLURM_JOB_ID in every task.
   srun "$PYTHON" -m ftdist train "$CONFIG" "$@" &
 else
   echo "ftdist slurm: error: FTDIST_LAUNCHER=$LAUNCHER; use torchrun or srun" >&2

@@ -15,6 +15,6 @@
 #SBATCH --output=slurm/logs/%x-%j.out
 
 DEFAULT_CONFIG=cluster_configs/qlora_llama2_7b_sql.yaml
-LAUNCHER=srun # one process: no torchrun needed; ftdist.env reads SLURM_PROCID/SLURM_NTASKS
+LAUNCHER=srun # one process: no torchrun needed; ftdist.distributed.env reads SLURM_PROCID/SLURM_NTASKS
 FTDIST_HOME=${FTDIST_HOME:-${SLURM_SUBMIT_DIR:-$PWD}}
 source "$FTDIST_HOME/slurm/_launch.sh" || { echo "ftdist slurm: $FTDIST_HOME/slurm/_launch.sh missing; submit from the ftdist checkout or set FTDIST_HOME" >&2; exit 2; }

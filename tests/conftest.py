@@ -36,7 +36,7 @@ def _group(item: pytest.Item) -> str | None:
         if item.get_closest_marker(marker):
             return marker
     shared = (
-        definition.scope in ("module", "session") and Path(inspect.getfile(definition.func)).parent == TESTS
+        definition.scope in ("module", "session") and Path(inspect.getfile(definition.func)).is_relative_to(TESTS)
         for definitions in item._fixtureinfo.name2fixturedefs.values()  # pytest's record of the item's fixtures
         for definition in definitions
     )

@@ -1,5 +1,5 @@
-"""The tiny Llama runs that the strategy tests share (tests/test_method_strategy_matrix.py,
-tests/test_strategies_distributed.py): one command line for 1 and 2 processes, the curve a run logged, and
+"""The tiny Llama runs that the strategy tests share (tests/distributed/test_method_strategy_matrix.py,
+tests/distributed/test_strategies_distributed.py): one command line for 1 and 2 processes, the curve a run logged, and
 the comparisons. Every run has the same global batch, GLOBAL_BATCH sequences per micro-step x 2 micro-steps:
 2 ranks take MICRO each, 1 rank takes them all, so a 2-rank run of any strategy must reproduce the 1-rank run
 (the stream sampler draws the global batch from one generator and each rank takes its slice)."""
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from conftest import REPO, run_cli
-from ftdist.tracking import read_metrics
+from ftdist.training.tracking import read_metrics
 
 CONFIG = str(REPO / "cluster_configs" / "tiny_llama_full.yaml")
 STEPS, EVERY, MICRO = 8, 2, 4

@@ -28,8 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ftdist.config import load_config
+    from ftdist.distributed.env import detect_env
+    from ftdist.distributed.process_group import free_port, shutdown_distributed
     from ftdist.doctor import print_table, run_checks
-    from ftdist.env import detect_env, free_port, shutdown_distributed
 
     config = load_config(args.config, args.overrides)  # a bad file stops here, with its usual message
     env = detect_env()

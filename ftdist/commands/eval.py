@@ -69,7 +69,9 @@ def default_out(model: str, label: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftdist.env import detect_env, init_distributed, pick_device, shutdown_distributed
+    from ftdist.distributed.device import pick_device
+    from ftdist.distributed.env import detect_env
+    from ftdist.distributed.process_group import init_distributed, shutdown_distributed
     from ftdist.eval.api import evaluate, format_metrics, load_model_for_eval, run_dir_of
     from ftdist.eval.results import write_results
 

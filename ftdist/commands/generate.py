@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ftdist.config.eval import GenerationConfig
-    from ftdist.env import pick_device
+    from ftdist.distributed.device import pick_device
     from ftdist.errors import FtdistError
     from ftdist.generate import generate, load_for_generation
 

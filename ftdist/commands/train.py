@@ -20,8 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from ftdist.config import load_config
     from ftdist.config.files import file_problems
     from ftdist.errors import ConfigError
-    from ftdist.preemption import PREEMPTED_EXIT_CODE
     from ftdist.trainer import train
+    from ftdist.training.preemption import PREEMPTED_EXIT_CODE
 
     config = load_config(args.config, args.overrides)
     problems = file_problems(config)

@@ -22,7 +22,6 @@ RECIPE_COLUMNS: dict[str, tuple[str, ...]] = {
     "qa": ("question", "answer"),
     "keywords": ("text",),
 }
-OPTIONAL_COLUMNS = {("instruction", "input")}  # Alpaca data often has no `input`
 
 ALPACA_TEMPLATE = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "

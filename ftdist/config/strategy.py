@@ -8,14 +8,13 @@ the installed packages are the strategy classes' `preflight` (ftdist/preflight.p
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Discriminator, Tag, model_validator
 
 from ftdist.config.base import Section
 
 Offload = Literal["none", "cpu", "nvme"]
-STRATEGY_NAMES = ("single", "ddp", "fsdp", "deepspeed", "auto")
 
 
 class StrategySettings(Section):
@@ -25,11 +24,6 @@ class StrategySettings(Section):
     activation_checkpointing: bool | None = None
     """Recompute each decoder layer's activations in backward: less memory, about a third more compute.
     The one switch for every method and strategy; unset means on for `method: qlora`, off otherwise."""
-
-    @property
-    def shards_parameters(self) -> bool:
-        """Whether each rank holds only part of the weights (so no rank can run the whole model alone)."""
-        return False
 
 
 class SingleSettings(StrategySettings):
@@ -53,10 +47,6 @@ class FsdpSettings(StrategySettings):
     offload_param: Literal["none", "cpu"] = "none"
     """`cpu`: FSDP2's CPUOffloadPolicy (parameters, gradients and the optimizer step on CPU)."""
 
-    @property
-    def shards_parameters(self) -> bool:
-        return True
-
 
 class DeepSpeedSettings(StrategySettings):
     """`deepspeed`: ZeRO stage 1/2/3 with optional CPU/NVMe offload."""
@@ -73,10 +63,6 @@ class DeepSpeedSettings(StrategySettings):
     deepspeed_config: str | None = None
     """Your own JSON (e.g. cluster_configs/deepspeed/zero3.json). ftdist fills batch size, accumulation,
     clipping and precision from this run config and refuses values that contradict it."""
-
-    @property
-    def shards_parameters(self) -> bool:
-        return self.zero_stage == 3
 
     @model_validator(mode="after")
     def _offload_is_possible(self) -> DeepSpeedSettings:
@@ -105,6 +91,9 @@ SETTINGS_BY_NAME: dict[str, type[StrategySettings]] = {
     "deepspeed": DeepSpeedSettings,
     "auto": AutoSettings,
 }
+"""The one table of strategy names: the config's union below is built from it, and a test holds
+`ftdist.strategies.REGISTRY` (the classes) to the same names."""
+STRATEGY_NAMES = tuple(SETTINGS_BY_NAME)
 
 
 def _strategy_tag(data: Any) -> str:
@@ -125,11 +114,7 @@ def _accept_bare_name(data: Any) -> Any:
 
 
 StrategyConfig = Annotated[
-    Annotated[SingleSettings, Tag("single")]
-    | Annotated[DdpSettings, Tag("ddp")]
-    | Annotated[FsdpSettings, Tag("fsdp")]
-    | Annotated[DeepSpeedSettings, Tag("deepspeed")]
-    | Annotated[AutoSettings, Tag("auto")],
+    Union[tuple(Annotated[settings, Tag(name)] for name, settings in SETTINGS_BY_NAME.items())],  # noqa: UP007
     Discriminator(
         _strategy_tag,
         custom_error_type="unknown_strategy",

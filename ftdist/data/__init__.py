@@ -19,7 +19,8 @@ from ftdist.config import RunConfig
 from ftdist.data.prepared import PreparedData
 from ftdist.data.sources import read_text
 from ftdist.data.stream import TokenStreamData
-from ftdist.env import DistEnv, any_rank
+from ftdist.distributed.collectives import on_rank0
+from ftdist.distributed.env import DistEnv
 from ftdist.errors import DataError
 from ftdist.models import build_tokenizer
 
@@ -50,19 +51,8 @@ def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase
 def _prepared(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, PreparedData]:
     from ftdist.data.prepare import prepare
 
-    failure: BaseException | None = None
-    prepared = None
-    if env.is_main:
-        try:
-            prepared = prepare(config)
-        except Exception as error:  # tell the waiting ranks, then raise it here
-            failure = error
-    # The other ranks wait here for rank 0's cache (this all-reduce is the barrier), then read it.
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    if any_rank(failure is not None, device):
-        if failure is not None:
-            raise failure
-        raise DataError("rank 0 failed to prepare the data (its error is in rank 0's output)")
+    # Rank 0 tokenizes and packs into the cache (or finds it there); the others wait for it, then read it.
+    prepared = on_rank0(lambda: prepare(config), "preparing the data", DataError)
     if prepared is None:
         prepared = prepare(config, build=False)
     data = PreparedData(

@@ -2,5 +2,5 @@
 runner that batches and splits them across ranks (`runner`), results on disk (`results`), the base-vs-tuned
 hook the trainer calls (`hook`) and the comparison report (`report`).
 
-Kept import-light: the config validates scorer names against `ftdist.eval.normalize` without loading torch.
+The config names the scorers (`ftdist.config.eval.SCORING_NAMES`); `normalize.SCORERS` implements them.
 """

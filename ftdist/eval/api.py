@@ -14,6 +14,7 @@ from ftdist.errors import FtdistError
 from ftdist.eval.runner import run_task
 from ftdist.eval.tasks import EvalContext
 from ftdist.eval.tasks.base import Row
+from ftdist.run_folder import RunFolder
 
 Results = dict[str, tuple[dict[str, Any], list[Row]]]
 
@@ -25,8 +26,9 @@ def load_model_for_eval(run_or_model: str | Path, device: torch.device) -> tuple
     path = Path(run_or_model)
     if not path.exists():
         raise FtdistError(f"{run_or_model} does not exist; pass a run folder (runs/NAME) or a model folder")
-    no_model = not any((path / name).exists() for name in ("final", "checkpoints", "config.json"))
-    if (path / "config.yaml").exists() and no_model:
+    run = RunFolder(path)
+    no_model = not (run.final.exists() or run.checkpoints.exists() or (path / "config.json").exists())
+    if run.config.exists() and no_model:
         raise FtdistError(
             f"{path} is a run folder with no model yet (no final/ and no checkpoints/): the run did not get to "
             "save one. Train it (ftdist train) or pass the model folder it started from"
@@ -36,11 +38,8 @@ def load_model_for_eval(run_or_model: str | Path, device: torch.device) -> tuple
 
 def run_dir_of(run_or_model: str | Path) -> Path | None:
     """The run folder when the argument is one (or a checkpoint/final folder inside one)."""
-    path = Path(run_or_model).resolve()
-    for candidate in (path, path.parent, path.parent.parent):
-        if (candidate / "config.yaml").exists() and (candidate / "metrics.jsonl").exists():
-            return candidate
-    return None
+    run = RunFolder.of(Path(run_or_model).resolve())
+    return run.root if run else None
 
 
 def evaluate(

@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from ftdist.config import RunConfig
-from ftdist.env import DistEnv
+from ftdist.distributed.env import DistEnv
 from ftdist.eval.api import Results, evaluate
 from ftdist.eval.results import write_results
+from ftdist.run_folder import RunFolder, load_base, load_trained
 
 BASE, TUNED = "base", "tuned"
 
@@ -27,12 +27,11 @@ class RunEval:
 
     def __init__(self, config: RunConfig, run_dir: Path, env: DistEnv, device: torch.device) -> None:
         self.config, self.env, self.device = config, env, device
-        self.folder = Path(run_dir) / "eval"
+        self.folder = RunFolder(run_dir).eval
         self.enabled = bool(config.eval.tasks)
 
     def before_training(self, tokenizer) -> None:
         """Evaluate the base once (a resumed run keeps the file it wrote the first time)."""
-        from ftdist.export import _load_base
         from ftdist.models import base_folder
 
         if not (self.enabled and self.config.eval.base) or (self.folder / f"{BASE}.json").exists():
@@ -42,18 +41,14 @@ class RunEval:
             return
         # Loaded as `final/`'s adapters will find it: a QLoRA base 4-bit quantized then de-quantized, so the
         # comparison measures the training, not the quantization.
-        model = _load_base(Path(folder), self.config).to(self.device)
+        model = load_base(Path(folder), self.config).to(self.device)
         self._run(BASE, str(folder), model, tokenizer)
         del model
 
     def after_training(self, final_dir: Path) -> str:
         """Evaluate `final/`; returns the side-by-side summary for the end-of-run report ('' when disabled)."""
-        from ftdist.export import load_trained
-
         if not self.enabled:
             return ""
-        if self.env.distributed:
-            dist.barrier()  # rank 0 has just renamed final/ into place
         model, tokenizer, _ = load_trained(final_dir, self.device)
         self._run(TUNED, str(final_dir), model, tokenizer)
         return side_by_side(self.folder) if self.env.is_main else ""

@@ -1,4 +1,4 @@
-"""Answer normalization and the three QA scorers: lenient, exact and token F1.
+"""Answer normalization and the QA scorers: lenient, exact, token F1 and substring.
 
 Normalization (SQuAD's, which most QA papers use): lower-case; replace punctuation with spaces; drop the
 articles a, an, the; collapse runs of whitespace. Punctuation becomes a space rather than vanishing so that
@@ -57,45 +57,10 @@ def substring(response: str, truth: str) -> float:
     return 1.0 if truth.strip() and truth.strip().lower() in response.lower() else 0.0
 
 
+# Keyed by the names `eval.tasks[].scoring` accepts (ftdist.config.eval.SCORING_NAMES; a test holds them equal).
 SCORERS: dict[str, Callable[[str, str], float]] = {
     "lenient": lenient,
     "exact": exact,
     "token_f1": token_f1,
     "substring": substring,
 }
-
-
-_OPENING_FENCE = re.compile(r"^```[\w+-]*[ \t]*\n?")
-
-
-def cut_response(completion: str, stop: list[str]) -> str:
-    """The completion without leading whitespace, cut where the first stop string begins. A completion that opens a
-    Markdown code block (```sql) is unwrapped first and ends at its closing fence: chat-tuned models (the
-    SmolLM2 Instruct base) wrap code in one, and a newline stop would otherwise leave only the fence."""
-    text = completion.lstrip()
-    opening = _OPENING_FENCE.match(text)
-    if opening:
-        text = text[opening.end() :].split("```", 1)[0].lstrip()
-    found = [text.find(marker) for marker in stop if marker and marker in text]
-    return (text[: min(found)] if found else text).strip()
-
-
-def response_is_final(completion: str, stop: list[str]) -> bool:
-    """Whether `cut_response` of this completion can no longer change as tokens are added: a stop string (or the
-    closing fence of an opening code block) is in it, and no marker could still complete from a partial match
-    that begins before it. Generation of a row ends there."""
-    text = completion.lstrip()
-    if not text or "```".startswith(text):  # nothing yet, or a code fence may be opening
-        return False
-    opening = _OPENING_FENCE.match(text)
-    body = text[opening.end() :] if opening else text
-    markers = [m for m in stop if m] + (["```"] if opening else [])
-    found = [body.find(m) for m in markers if m in body]
-    if not found:
-        return False
-    first = min(found)
-    return not any(
-        marker.startswith(body[start:])
-        for marker in markers
-        for start in range(max(0, len(body) - len(marker) + 1), first)
-    )

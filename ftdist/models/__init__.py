@@ -16,11 +16,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
+from ftdist.distributed.collectives import on_rank0
 from ftdist.errors import FtdistError, FtdistWarning
 from ftdist.models.char_tokenizer import build_char_tokenizer
 from ftdist.models.gguf import converted_folder
 from ftdist.models.quantized import quantized_load_options
 from ftdist.models.scratch import scratch_model_config
+from ftdist.run_folder import RunFolder
 from ftdist.staging import staged_folder
 
 __all__ = [
@@ -35,7 +37,6 @@ __all__ = [
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 _WARNED_REMOTE: set[Path] = set()
-SCRATCH_BASE = "base"  # run_dir/base: the saved random base of an adapter run on a scratch model
 
 
 def build_tokenizer(config: RunConfig, text: str | None = None) -> PreTrainedTokenizerBase:
@@ -78,12 +79,11 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
         return local.resolve() if local.exists() else Path(config.model.path)  # absolute: adapters refer to it
     if not config.method.uses_adapters:
         return None
-    target = Path(config.run_dir).resolve() / SCRATCH_BASE
-    sharing = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if sharing and torch.distributed.get_rank() != 0:  # rank 0 writes the base; the others wait and read it
-        torch.distributed.barrier()
-        return target
-    if not (target / "config.json").exists():
+    target = RunFolder(Path(config.run_dir).resolve()).scratch_base
+
+    def save_scratch_base() -> None:
+        if (target / "config.json").exists():
+            return
         if tokenizer is None:
             raise FtdistError(f"{target} is missing: the run's saved scratch base was deleted")
         torch.manual_seed(config.seed)
@@ -92,8 +92,8 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
         with staged_folder(target, intact="Nothing of this run was written yet", replace=False) as staging:
             AutoModelForCausalLM.from_config(hf_config).save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-    if sharing:
-        torch.distributed.barrier()
+
+    on_rank0(save_scratch_base, f"saving the scratch base {target}")  # the others read it once it is whole
     return target
 
 

@@ -51,7 +51,7 @@ def quant_compute_dtype(requested: str, device: str) -> torch.dtype:
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device == "cpu":
-        from ftdist.env import cpu_has_fast_bf16
+        from ftdist.distributed.device import cpu_has_fast_bf16
 
         return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     return torch.bfloat16

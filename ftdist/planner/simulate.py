@@ -33,7 +33,8 @@ tensor on every op, so each micro-step costs a 13B simulation about 30 s."""
 
 def _prepare_with_ftdist_strategy(config: Any, model: nn.Module, world: int, precision: str, build_optimizer):
     """The one call into ftdist/strategies: adapt here if the strategy classes change (prepare stays)."""
-    from ftdist.env import DistEnv, Precision
+    from ftdist.distributed.device import Precision
+    from ftdist.distributed.env import DistEnv
     from ftdist.strategies.fsdp import FullyShardedDataParallel
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -52,9 +53,9 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
     from torch.testing._internal.distributed.fake_pg import FakeStore
     from transformers import AutoModelForCausalLM
 
-    from ftdist.loss import token_loss_sum
     from ftdist.methods import apply_method
-    from ftdist.optim import parameter_groups
+    from ftdist.training.loss import token_loss_sum
+    from ftdist.training.optim import parameter_groups
 
     notes = []
     raw = config.model_dump()

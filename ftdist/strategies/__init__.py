@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ftdist.env import DistEnv, Precision
+from ftdist.distributed.device import Precision
+from ftdist.distributed.env import DistEnv
 from ftdist.errors import FtdistError
 from ftdist.methods.base import StateFilter
 from ftdist.registry import Registry

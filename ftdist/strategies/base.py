@@ -13,14 +13,15 @@ import contextlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ftdist.env import DistEnv, Precision
+from ftdist.distributed.device import Precision
+from ftdist.distributed.env import DistEnv
 from ftdist.methods.base import StateFilter
 
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
@@ -141,12 +142,10 @@ class Strategy(ABC):
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """The consolidated model weights on rank 0 (None on the others). Collective: call on every rank."""
 
-    def scaler_state(self) -> dict | None:
+    def state_dict(self) -> dict | None:
+        """The strategy's own resumable state beside the model's: its fp16 loss scaler (None without one)."""
         return self.scaler.state_dict() if self.scaler else None
 
-    def load_scaler_state(self, state: dict | None) -> None:
+    def load_state_dict(self, state: dict | None) -> None:
         if self.scaler and state:
             self.scaler.load_state_dict(state)
-
-    def trainable_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
-        return (p for p in model.parameters() if p.requires_grad)

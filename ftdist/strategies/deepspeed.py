@@ -1,7 +1,7 @@
 """`strategy: deepspeed`: ZeRO stage 1/2/3, optional CPU/NVMe offload, DeepSpeed's own bf16/fp16.
 
 The engine owns backward and step; ftdist still owns the loop. Three details keep it equal to the other
-strategies (checked against `single` in tests/test_strategies_distributed.py):
+strategies (checked against `single` in tests/distributed/test_strategies_distributed.py):
   * The trainer already divides every micro-batch loss by the token count of the whole accumulation window,
     so `backward(scale_wrt_gas=False)`: DeepSpeed must not divide by the accumulation steps a second time.
   * `managed_gradient_accumulation: false`: the trainer calls `step()` once per optimizer step, so that call
@@ -99,7 +99,7 @@ class DeepSpeedZero(Strategy):
         # several times faster than torch's AdamW. It JIT-builds once (~80 s) into ~/.cache/torch_extensions.
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
-        from ftdist.optim import parameter_groups
+        from ftdist.training.optim import parameter_groups
 
         optim = self.config.optim
         groups = parameter_groups(model, optim.weight_decay)

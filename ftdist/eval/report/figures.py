@@ -6,7 +6,6 @@ Each figure comes back as PNG bytes; the HTML embeds them as base64 and the Mark
 from __future__ import annotations
 
 import io
-from itertools import combinations
 
 from ftdist.eval.report.sources import Model
 
@@ -103,7 +102,3 @@ def agreement(label: str, sets: dict[str, set], total: int) -> bytes:
     axes.set_xticks(range(len(ordered)), [" & ".join(k) for k, _ in ordered], rotation=30, ha="right", fontsize=7)
     axes.set(ylabel="questions", title=f"{label}: right for exactly these models")
     return _png(figure)
-
-
-def pairwise_overlap(sets: dict[str, set]) -> list[tuple[str, str, int]]:
-    return [(a, b, len(sets[a] & sets[b])) for a, b in combinations(sets, 2)]

@@ -9,7 +9,8 @@ from typing import Any
 
 from ftdist.errors import FtdistError
 from ftdist.eval.results import read_results
-from ftdist.tracking import METRICS_FILE, read_metrics
+from ftdist.run_folder import RunFolder
+from ftdist.training.tracking import read_metrics
 
 IGNORED_SETTINGS = {"batch_size", "label"}  # do not change the numbers (greedy decoding batches exactly)
 
@@ -47,15 +48,16 @@ def read_sources(sources: list[str]) -> list[Model]:
 
 
 def _read_run(path: Path) -> Model:
-    tuned = path / "eval" / "tuned.json"
-    if not (path / METRICS_FILE).exists() and not tuned.exists():
+    run = RunFolder(path)
+    tuned = run.eval / "tuned.json"
+    if not run.metrics.exists() and not tuned.exists():
         raise FtdistError(
-            f"{path} has neither {METRICS_FILE} nor eval/tuned.json: it is not a finished run. Pass a run folder "
+            f"{path} has neither {run.metrics.name} nor eval/tuned.json: it is not a finished run. Pass a run folder "
             "that trained with an eval: section, or the .json files `ftdist eval` wrote"
         )
-    results, source = {}, str(path / "final")
+    results, source = {}, str(run.final)
     # `ftdist eval RUN --task T` writes eval/T.json: those results belong to the run's model too (tuned.json wins).
-    for extra in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
+    for extra in sorted(run.eval.glob("*.json")) if run.eval.is_dir() else []:
         if extra.name not in ("base.json", "tuned.json"):
             results.update(read_results(extra)["results"])
     if tuned.exists():
@@ -64,8 +66,8 @@ def _read_run(path: Path) -> Model:
         source = summary.get("model", source)
     results.update(training_results(path, read_metrics(path)))
     base = None
-    if (path / "eval" / "base.json").exists():
-        summary = read_results(path / "eval" / "base.json")
+    if (run.eval / "base.json").exists():
+        summary = read_results(run.eval / "base.json")
         base = Model(f"base ({Path(summary['model']).name})", summary["model"], summary["results"], is_base=True)
     return Model(path.name, source, results, read_metrics(path), base)
 
@@ -81,7 +83,7 @@ def training_results(path: Path, events: list[dict[str, Any]]) -> dict[str, dict
     if last is not None:
         metrics = {f"final {key}": last[key] for key in ("train_loss", "val_loss") if key in last}
         found[TRAINING] = {"metrics": metrics, "settings": {}, "rows": []}
-    samples = path / "samples.txt"
+    samples = RunFolder(path).samples
     if samples.is_file():
         rows = [
             {"index": index, "question": prompt, "response": text}
@@ -93,7 +95,7 @@ def training_results(path: Path, events: list[dict[str, Any]]) -> dict[str, dict
 
 
 def _read_samples(text: str) -> list[tuple[str, str]]:
-    """`samples.txt` (ftdist/finish.py): blocks of `### PROMPT` then the generated text."""
+    """`samples.txt` (ftdist/training/finish.py): blocks of `### PROMPT` then the generated text."""
     blocks = re.split(r"^### (.*)$", text, flags=re.M)[1:]
     return [(blocks[i], blocks[i + 1].strip("\n")) for i in range(0, len(blocks) - 1, 2)]
 

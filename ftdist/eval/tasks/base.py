@@ -16,8 +16,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ftdist.config.eval import EvalTaskConfig
-from ftdist.eval.normalize import cut_response
 from ftdist.generate import generate_batch
+from ftdist.responses import cut_response
 
 Row = dict[str, Any]
 

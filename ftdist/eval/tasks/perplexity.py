@@ -16,7 +16,7 @@ import torch
 from ftdist.data.sources import read_text
 from ftdist.errors import FtdistError
 from ftdist.eval.tasks.base import Row, Task
-from ftdist.loss import IGNORE_INDEX, count_label_tokens, token_loss_sum
+from ftdist.training.loss import IGNORE_INDEX, count_label_tokens, token_loss_sum
 
 
 class PerplexityTask(Task):
@@ -50,8 +50,8 @@ class PerplexityTask(Task):
     def _val_split_windows(self) -> list[dict[str, list[int]]]:
         """The run's `val` split, read through the same data code that held it out during training."""
         from ftdist.data import build_data
-        from ftdist.env import DistEnv
-        from ftdist.export import run_config_for
+        from ftdist.distributed.env import DistEnv
+        from ftdist.run_folder import run_config_for
 
         config = self.context.run_config
         if config is None and self.context.run_dir is not None:

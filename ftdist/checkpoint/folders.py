@@ -1,0 +1,171 @@
+"""Crash-safe checkpoint folders: write to a temporary folder, seal it, rename it, then move `latest`.
+
+Layout under `<run>/checkpoints/`:
+  step-<N>/        a complete checkpoint (strategy's model/optimizer files, trainer state, config, tokenizer)
+  step-<N>/MANIFEST.json   written last: every file with its size; a folder without it is partial
+  latest           a one-line text file naming the newest complete folder, replaced atomically
+A process killed at any point leaves either the old `latest` or the new one, never a half-written folder
+behind it. `resume: auto` re-checks the manifest and skips (with a warning) a folder that does not match.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from ftdist.distributed.collectives import all_agree
+from ftdist.errors import FtdistError, FtdistWarning
+from ftdist.staging import check_free_space, publish, publish_text, staging_path, storage_errors
+
+MANIFEST = "MANIFEST.json"
+LATEST = "latest"
+
+
+class CheckpointFolders:
+    """Save, prune and find checkpoints under one run's `checkpoints/` folder."""
+
+    def __init__(self, root: Path, keep_last: int, is_main: bool = True) -> None:
+        self.root, self.keep_last, self.is_main = Path(root), keep_last, is_main
+
+    def save(self, step: int, write: Callable[[Path], None]) -> Path:
+        """Call `write(folder)` on every rank, then seal and publish the folder. Returns its final path.
+
+        A failure on any rank (a full disk, a read-only folder) is agreed on by all ranks, so none waits forever
+        at a barrier; the partial folder is removed and `latest` keeps naming the previous checkpoint."""
+        final = self.root / f"step-{step}"
+        staging = staging_path(final)  # one name every rank agrees on: they all write their shards into it
+        intact = self.intact()
+        needed = self.last_size()
+
+        def begin() -> None:
+            check_free_space(final, needed, intact)
+            shutil.rmtree(staging, ignore_errors=True)  # leftover of a crash during an earlier save
+            staging.mkdir(parents=True)
+
+        def seal() -> None:
+            _write_manifest(staging, step)
+            publish(staging, final)  # the same step saved again (e.g. after a resume) replaces it whole
+            publish_text(self.root / LATEST, final.name + "\n")
+            self._prune()
+
+        def failed_elsewhere() -> FtdistError:
+            return FtdistError(
+                f"another rank failed while writing checkpoint {final} (its error is in that rank's output); "
+                f"the partial copy was removed. {intact}"
+            )
+
+        def together(action: Callable[[], None] | None) -> None:
+            """`action` on this rank (None: nothing), its storage errors translated; all ranks learn of a failure
+            (and rank 0 removes the partial copy). The agreement is also the barrier between the phases."""
+
+            def guarded() -> None:
+                with storage_errors(final, intact=intact, needed=needed):
+                    action()
+
+            try:
+                all_agree(guarded if action is not None else None, failed_elsewhere)
+            except BaseException:
+                if self.is_main:
+                    shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+        together(begin if self.is_main else None)
+        together(lambda: write(staging))
+        together(seal if self.is_main else None)
+        return final
+
+    def intact(self) -> str:
+        """What survives a failed save, for the error message."""
+        pointer = self.root / LATEST
+        if pointer.exists():
+            return f"{pointer} still names {pointer.read_text().strip()}, which checkpoint.resume=auto continues from"
+        return "No earlier checkpoint of this run exists"
+
+    def last_size(self) -> int:
+        """The bytes of the newest sealed checkpoint (0 if none): about what the next one needs."""
+        pointer = self.root / LATEST
+        if not pointer.exists():
+            return 0
+        try:
+            files = json.loads((self.root / pointer.read_text().strip() / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            return 0
+        return sum(files.values())
+
+    def latest(self) -> Path | None:
+        """The newest checkpoint that verifies. Newer folders that do not (partial, corrupt) are skipped with a
+        warning. Scanning, rather than trusting `latest` alone, also covers a crash between the rename and the
+        pointer update."""
+        for folder in sorted(self.complete_folders(), key=_step_of, reverse=True):
+            problem = verify(folder)
+            if problem is None:
+                return folder
+            warnings.warn(f"skipping checkpoint {folder}: {problem}", FtdistWarning, stacklevel=2)
+        return None
+
+    def complete_folders(self) -> list[Path]:
+        if not self.root.exists():
+            return []
+        return [p for p in self.root.glob("step-*") if p.is_dir()]
+
+    def _prune(self) -> None:
+        """Keep the newest `keep_last` complete checkpoints; never delete the one `latest` names."""
+        keep = (self.root / LATEST).read_text().strip()
+        folders = sorted(self.complete_folders(), key=_step_of, reverse=True)
+        for folder in folders[self.keep_last :]:
+            if folder.name != keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def verify(folder: Path) -> str | None:
+    """None if `folder` is a sealed checkpoint whose files all have their recorded sizes, else the reason."""
+    manifest = folder / MANIFEST
+    if not folder.is_dir():
+        return "folder is missing"
+    if not manifest.exists():
+        return f"no {MANIFEST} (the save was interrupted)"
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError) as error:
+        return f"unreadable {MANIFEST} ({error})"
+    for name, size in files.items():
+        path = folder / name
+        if not path.exists():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, expected {size} (truncated or corrupt)"
+    return None
+
+
+def resolve_resume(root: Path, policy: str, is_main: bool = True) -> Path | None:
+    """Where to resume from under `checkpoint.resume` (`auto` | `never` | a folder), or None to start fresh."""
+    manager = CheckpointFolders(root, keep_last=1, is_main=is_main)
+    if policy == "never":
+        if manager.complete_folders():
+            raise FtdistError(
+                f"{root} already holds checkpoints and checkpoint.resume is never, so they would be overwritten; "
+                "set checkpoint.resume=auto to continue that run, or choose another output_dir"
+            )
+        return None
+    if policy == "auto":
+        return manager.latest()
+    folder = Path(policy)
+    problem = verify(folder)
+    if problem:
+        raise FtdistError(f"checkpoint.resume={policy} cannot be used: {problem}; pick another checkpoint or auto")
+    return folder
+
+
+def _write_manifest(folder: Path, step: int) -> None:
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))  # fsynced by publish
+
+
+def _step_of(folder: Path) -> int:
+    try:
+        return int(folder.name.removeprefix("step-"))
+    except ValueError:
+        return -1

@@ -1,0 +1,80 @@
+"""Under torchrun (2 CPU processes, gloo): only rank 0 tokenizes; rank 1 waits, then reads the same cache,
+and the two ranks' batches together are the global batch a single process would draw."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.distributed
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, torch
+    import ftdist.data.prepare as prep
+    from ftdist.config import load_config
+    from ftdist.data import build_data
+    from ftdist.distributed.env import detect_env
+    from ftdist.distributed.process_group import init_distributed, shutdown_distributed
+
+    calls = []
+    original = prep._tokenize
+    prep._tokenize = lambda config: calls.append(1) or original(config)
+    cfg = load_config(json.loads(sys.argv[1]))
+    env = detect_env()
+    init_distributed(env, torch.device("cpu"))
+    tokenizer, data = build_data(cfg, env)
+    batch = data.next_batch()["input_ids"].tolist()
+    with open(f"{sys.argv[2]}/rank{env.rank}.json", "w") as out:
+        json.dump({"tokenized": len(calls), "batch": batch}, out)
+    shutdown_distributed()
+    """
+)
+
+
+def test_only_rank0_prepares_and_ranks_split_the_global_batch(tmp_path: Path):
+    cfg = {
+        "model": {"scratch": {"family": "llama", "n_layer": 2, "n_head": 4, "n_kv_head": 2, "n_embd": 64}},
+        "data": {
+            "recipe": "qa",
+            "path": "builtin:chatterbot_qa.jsonl",
+            "seq_len": 256,
+            "truncation": "drop",
+            "cache_dir": str(tmp_path / "cache"),
+        },
+        "train": {"micro_batch_size": 2},
+    }
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(script),
+        json.dumps(cfg),
+        str(tmp_path),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["tokenized"] for r in ranks] == [1, 0]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+    from ftdist.config import load_config
+    from ftdist.data.prepare import prepare
+    from ftdist.data.prepared import PreparedData
+
+    single = load_config({**cfg, "train": {"micro_batch_size": 4}})
+    prepared = prepare(single)
+    assert prepared.cache_hit
+    want = PreparedData(prepared.splits, 4, single.seed).next_batch()["input_ids"].tolist()
+    assert ranks[0]["batch"] + ranks[1]["batch"] == want
