@@ -5,7 +5,8 @@ Rows carry `position_ids` that restart at 0 for every example. In transformers 5
 `position_ids` and *no* `attention_mask` finds the restarts (`masking_utils.find_packed_sequence_indices`) and
 builds a block-diagonal causal mask for eager/SDPA/flex attention; flash-attention uses the same restarts for
 its varlen path. So position ids alone isolate examples there, and also give each example the positions it
-would have alone (RoPE, learned positions). `tests/unit/data/test_data_packing.py` checks the loss equality this implies.
+would have alone (RoPE, learned positions).
+`tests/unit/data/test_data_packing.py` checks the loss equality this implies.
 Padding goes at the end of a row as its own block (labels -100), so no real token ever attends to it.
 
 Rows are filled one at a time, longest example first, by a bounded search for the set of examples that fills

@@ -129,7 +129,8 @@ def pin_4bit_layout(model: nn.Module) -> None:
     gradient (exactly `model.eval()` + `torch.no_grad()`) repacks its weight in place into an inference-only
     layout (`quant_state.packing_format_for_cpu`), chosen by the per-layer flag `support_avx512bf16_for_cpu`.
     After that, backward has no autograd kernel (LoRA gradients are None, the loss goes flat) and peft's
-    merge de-quantizes the repacked bytes wrongly (bitsandbytes 0.50.2, reproduced in tests/unit/methods/test_qlora_cpu_trap.py).
+    merge de-quantizes the repacked bytes wrongly (bitsandbytes 0.50.2,
+    reproduced in tests/unit/methods/test_qlora_cpu_trap.py).
     Clearing the flag on our own layer instances keeps them on the regular path; a layer already repacked is
     restored with bitsandbytes' inverse conversion. No library code is changed.
     """

@@ -1,8 +1,8 @@
 """The strategy variants that the method x strategy matrix does not run, on 2 CPU processes (gloo), against the
 1-process run of the same global batch (tests/tiny_llama_runs.py): FSDP2 with activation checkpointing (a
 checkpoint_wrapper inside each FSDP unit: DCP and export must see the plain parameter names) and ZeRO-3 with
-the optimizer offloaded to the CPU. The matrix (tests/distributed/test_method_strategy_matrix.py) holds DDP, FSDP2, ZeRO-2
-and ZeRO-3 to the same 1-process run. For each variant, one 2-rank run of the tiny Llama must:
+the optimizer offloaded to the CPU. The matrix (tests/distributed/test_method_strategy_matrix.py) holds DDP,
+FSDP2, ZeRO-2 and ZeRO-3 to the same 1-process run. For each variant, one 2-rank run of the tiny Llama must:
   * lower the loss;
   * reproduce the 1-rank run step by step: tolerance 1e-5 relative, fp32 everywhere (measured differences are
     ~1e-7: only the order of the gradient sums differs);
