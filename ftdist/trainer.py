@@ -34,6 +34,7 @@ from ftdist.preflight import World, preflight, resolve_auto_strategy
 from ftdist.run_folder import RunFolder
 from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
 from ftdist.strategies import build_strategy, strategy_class
+from ftdist.training.chunked_loss import install_chunked_loss
 from ftdist.training.finite import FiniteWatch, nonfinite_error, weights_finite
 from ftdist.training.loss import batch_mean_losses, count_label_tokens, token_loss_sum
 from ftdist.training.optim import build_optimizer, build_scheduler
@@ -117,7 +118,7 @@ class Trainer:
         for index, batch in enumerate(micro_batches):
             with self.strategy.accumulating(self.model, last_micro_step=index == len(micro_batches) - 1):
                 with self.strategy.autocast():
-                    loss = token_loss_sum(self.model, batch, self.device) / counted
+                    loss = token_loss_sum(self.model, batch, self.device, self.loss_head) / counted
                 self.strategy.backward(loss, self.model)
             total += loss.detach()
         self.grad_norm = self.strategy.step(self.model, self.optimizer)
@@ -155,7 +156,7 @@ class Trainer:
         for split in ("train", "val"):
             batches = self.data.eval_batches(split, self.config.train.eval_batches, self.step)
             with self.strategy.autocast():
-                losses = batch_mean_losses(self.model, batches, self.device, EVAL_LOGITS_BUDGET)
+                losses = batch_mean_losses(self.model, batches, self.device, EVAL_LOGITS_BUDGET, self.loss_head)
             result[f"{split}_loss"] = float(mean_over_ranks(torch.stack(losses).mean()))
         self.model.train()
         return result
@@ -219,6 +220,10 @@ class Trainer:
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
+        vocab = self.strategy.unwrap(self.model).config.vocab_size
+        self.loss_head = install_chunked_loss(
+            self.strategy.unwrap(self.model), cfg.train.loss_chunk_tokens(cfg.data.seq_len, vocab)
+        )
         if cfg.train.compile:
             self.model.compile()  # in place: state-dict names stay; compiles at the first forward
 

@@ -6,6 +6,12 @@ from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt
 
 from ftdist.config.base import Section
 
+CHUNKED_LOSS_FROM = 1 << 26
+"""Logit values of one micro-batch (256 MiB in fp32) from which `chunked_loss` is on by default. Below it the
+logits are small beside the model, and one large matrix product beats several small ones."""
+CHUNK_LOGITS = 1 << 24
+"""Logit values one chunk of the chunked loss holds (64 MiB in fp32): 341 tokens of SmolLM2's vocabulary."""
+
 
 class TrainConfig(Section):
     """Loop length, batch shape and the cadence of logging and evaluation (in optimizer steps)."""
@@ -28,6 +34,20 @@ class TrainConfig(Section):
     log_every: PositiveInt = 10
     """Write a training event to the metrics every N steps: `loss` is the mean over those steps and
     `tokens_per_s` their average rate (as HF Trainer logs them)."""
+    chunked_loss: bool | None = None
+    """Compute the LM head and the cross-entropy a chunk of tokens at a time, recomputing each chunk in
+    backward, so the (tokens x vocabulary) logits are never held whole. Unset: on where one micro-batch's
+    logits would take at least CHUNKED_LOSS_FROM values (e.g. SmolLM2 at 2 x 1024 tokens, Llama-3 at any
+    length), off for small vocabularies and under `compile`. The loss and gradients equal the plain ones
+    within fp32 rounding."""
+
+    def loss_chunk_tokens(self, seq_len: int, vocab: int) -> int | None:
+        """Tokens per chunk of the chunked loss, or None for the plain loss (the one rule the trainer and the
+        planner share). A chunk holds about CHUNK_LOGITS logit values."""
+        on = self.chunked_loss
+        if on is None:
+            on = not self.compile and self.micro_batch_size * seq_len * vocab >= CHUNKED_LOSS_FROM
+        return max(1, CHUNK_LOGITS // max(1, vocab)) if on else None
 
 
 class CheckpointConfig(Section):

@@ -16,6 +16,7 @@ adds the score matrices. Checkpointing keeps each layer's input and recomputes o
 The logits term (V x tokens): in forward the compute-dtype logits, the fp32 copy the loss makes and log_softmax's
 output live together for a moment; once `token_loss_sum` returns only log_softmax's output stays, and its
 backward holds that output, its gradient and the gradient of the logits (plus its cast to the compute dtype).
+With the chunked loss (`train.chunked_loss`, on by default for large logits) V x tokens becomes V x one chunk.
 
 The peak is the largest of three phases of a steady-state step (optimizer state already allocated):
 end of forward, backward (its start, with the logits' gradient, and its end, with all gradients), and the
@@ -199,8 +200,9 @@ def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     layer_input = tokens * h * c
     saved = shape.layers * (layer_input if cand.checkpointing else layer)
     upcast = 4 if c < 4 else 0
-    logits_fwd = tokens * shape.vocab * (c + upcast + 4)
-    logits_bwd = tokens * shape.vocab * (12 + (c if c < 4 else 0))
+    logit_rows = min(tokens, w.loss_chunk) if w.loss_chunk else tokens  # the chunked loss holds one chunk's
+    logits_fwd = logit_rows * shape.vocab * (c + upcast + 4)
+    logits_bwd = logit_rows * shape.vocab * (12 + (c if c < 4 else 0))
     return Activations(layer, layer_input, saved, 2 * tokens * h * c, logits_fwd, logits_bwd)
 
 

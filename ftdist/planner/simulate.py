@@ -54,6 +54,7 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
     from transformers import AutoModelForCausalLM
 
     from ftdist.methods import apply_method
+    from ftdist.training.chunked_loss import install_chunked_loss
     from ftdist.training.loss import token_loss_sum
     from ftdist.training.optim import parameter_groups
 
@@ -84,6 +85,8 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
         if config.optim.name not in ("adamw", "sgd"):
             notes.append(f"optim {config.optim.name} simulated as fp32 AdamW (bitsandbytes is not fakeable)")
         strategy, model, optimizer = _prepare_with_ftdist_strategy(config, model, world, precision, build_optimizer)
+        chunk = config.train.loss_chunk_tokens(config.data.seq_len, hf_config.vocab_size)
+        head = install_chunked_loss(model, chunk)  # the loss the trainer would compute
         with FakeTensorMode(allow_non_fake_inputs=True):
             model.to_empty(device="cpu")  # swaps in fake CPU storage; the optimizer keeps the same parameters
             ids = torch.randint(0, hf_config.vocab_size, batch_shape)
@@ -95,7 +98,7 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
                 for _ in range(STEPS):
                     for micro in range(micro_steps):
                         with strategy.accumulating(model, last_micro_step=micro == micro_steps - 1):
-                            token_loss_sum(model, batch, torch.device("cpu")).backward()
+                            token_loss_sum(model, batch, torch.device("cpu"), head).backward()
                         tracker.reset_mod_stats()  # per micro-step (the tracker refuses repeated forwards);
                         # module stats only: the peak snapshot spans every step
                     optimizer.step()

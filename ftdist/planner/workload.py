@@ -37,6 +37,7 @@ class Workload:
     attention: str = "sdpa"  # sdpa | eager (eager keeps the B x heads x T x T score matrix)
     param_bytes: int = 4  # bytes per stored parameter (and gradient) under single/ddp: ftdist loads in fp32
     # (models.load_pretrained); 2 models a 16-bit load, as the enterprise study's scripts do
+    loss_chunk: int | None = None  # tokens per chunk of the chunked loss (train.chunked_loss), None: whole logits
 
     @property
     def tokens(self) -> int:
@@ -65,8 +66,9 @@ def workload_from_config(config: Any) -> Workload:
     """The workload of a `RunConfig`."""
     method = config.method
     lora = method.lora
+    shape = model_shape(config)
     return Workload(
-        shape=model_shape(config),
+        shape=shape,
         method=method.name,
         optimizer=config.optim.name,
         precision=config.precision,
@@ -80,6 +82,7 @@ def workload_from_config(config: Any) -> Workload:
         double_quant=method.quantization.double_quant,
         sgd_momentum=config.optim.momentum,
         optimizer_fallback=config.optim.on_unsupported == "fallback",
+        loss_chunk=config.train.loss_chunk_tokens(config.data.seq_len, shape.vocab),
     )
 
 
