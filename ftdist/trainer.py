@@ -92,7 +92,7 @@ class Trainer:
         try:
             while self.step < self.config.train.max_steps:
                 if self.preemption.should_stop():
-                    self.checkpointer.save(self.step)
+                    self.checkpointer.save_now(self.step)
                     self.view.say(
                         f"{self.preemption.received or 'stop'} received: saved step {self.step}, exiting to be requeued"
                     )
@@ -272,6 +272,8 @@ class Trainer:
                 self.view.close()
             if getattr(self, "tracker", None) and not isinstance(failing, StorageError):
                 self.tracker.close()
+        if getattr(self, "checkpointer", None):
+            self.checkpointer.abandon()  # a save in flight ends (sealed or discarded) before the process does
         if getattr(self, "preemption", None):
             self.preemption.restore()
         shutdown_distributed()
@@ -304,7 +306,7 @@ class Trainer:
         self.checkpointer.save_last(self.step)
         final_dir = self.export_final()
         memory = self.memory.measure()  # before generation adds its own peak
-        self.log(**memory)
+        self.log(**memory, **self.checkpointer.stall_metrics())
         if self.env.is_main:
             self.view.close()
             from ftdist.training.finish import write_run_artifacts

@@ -10,8 +10,10 @@ behind it. `resume: auto` re-checks the manifest and skips (with a warning) a fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -35,47 +37,17 @@ class CheckpointFolders:
 
         A failure on any rank (a full disk, a read-only folder) is agreed on by all ranks, so none waits forever
         at a barrier; the partial folder is removed and `latest` keeps naming the previous checkpoint."""
-        final = self.root / f"step-{step}"
-        staging = staging_path(final)  # one name every rank agrees on: they all write their shards into it
-        intact = self.intact()
-        needed = self.last_size()
+        save = self.begin(step)
+        save.together(lambda: write(save.staging))
+        save.together(save.seal if self.is_main else None)
+        return save.final
 
-        def begin() -> None:
-            check_free_space(final, needed, intact)
-            shutil.rmtree(staging, ignore_errors=True)  # leftover of a crash during an earlier save
-            staging.mkdir(parents=True)
-
-        def seal() -> None:
-            _write_manifest(staging, step)
-            publish(staging, final)  # the same step saved again (e.g. after a resume) replaces it whole
-            publish_text(self.root / LATEST, final.name + "\n")
-            self._prune()
-
-        def failed_elsewhere() -> FtdistError:
-            return FtdistError(
-                f"another rank failed while writing checkpoint {final} (its error is in that rank's output); "
-                f"the partial copy was removed. {intact}"
-            )
-
-        def together(action: Callable[[], None] | None) -> None:
-            """`action` on this rank (None: nothing), its storage errors translated; all ranks learn of a failure
-            (and rank 0 removes the partial copy). The agreement is also the barrier between the phases."""
-
-            def guarded() -> None:
-                with storage_errors(final, intact=intact, needed=needed):
-                    action()
-
-            try:
-                all_agree(guarded if action is not None else None, failed_elsewhere)
-            except BaseException:
-                if self.is_main:
-                    shutil.rmtree(staging, ignore_errors=True)
-                raise
-
-        together(begin if self.is_main else None)
-        together(lambda: write(staging))
-        together(seal if self.is_main else None)
-        return final
+    def begin(self, step: int) -> Save:
+        """The first phase of a save, on every rank together: rank 0 checks the free space and makes the empty
+        staging folder every rank writes into."""
+        save = Save(self, step)
+        save.together(save.begin if self.is_main else None)
+        return save
 
     def intact(self) -> str:
         """What survives a failed save, for the error message."""
@@ -169,3 +141,83 @@ def _step_of(folder: Path) -> int:
         return int(folder.name.removeprefix("step-"))
     except ValueError:
         return -1
+
+
+class Save:
+    """One save in progress: where it goes, what survives if it fails, and its phases."""
+
+    def __init__(self, folders: CheckpointFolders, step: int) -> None:
+        self.folders, self.step = folders, step
+        self.final = folders.root / f"step-{step}"
+        self.staging = staging_path(self.final)  # one name every rank agrees on: they all write their shards into it
+        self.intact = folders.intact()
+        self.needed = folders.last_size()
+
+    def begin(self) -> None:
+        check_free_space(self.final, self.needed, self.intact)
+        shutil.rmtree(self.staging, ignore_errors=True)  # leftover of a crash during an earlier save
+        self.staging.mkdir(parents=True)
+
+    def seal(self) -> None:
+        _write_manifest(self.staging, self.step)
+        publish(self.staging, self.final)  # the same step saved again (e.g. after a resume) replaces it whole
+        publish_text(self.folders.root / LATEST, self.final.name + "\n")
+        self.folders._prune()
+
+    def failed_elsewhere(self) -> FtdistError:
+        return FtdistError(
+            f"another rank failed while writing checkpoint {self.final} (its error is in that rank's output); "
+            f"the partial copy was removed. {self.intact}"
+        )
+
+    def guarded(self, action: Callable[[], None]) -> None:
+        """`action` with its storage errors translated into one paragraph that says what survives."""
+        with storage_errors(self.final, intact=self.intact, needed=self.needed):
+            action()
+
+    def together(self, action: Callable[[], None] | None) -> None:
+        """`action` on this rank (None: nothing); all ranks learn of a failure (and rank 0 removes the partial
+        copy). The agreement is also the barrier between the phases."""
+        try:
+            all_agree((lambda: self.guarded(action)) if action is not None else None, self.failed_elsewhere)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        if self.folders.is_main:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    # --- the background half of an asynchronous save: no collective, the ranks meet through marker files ----
+    def finish_in_background(self, write: Callable[[], None], rank: int, world: int, timeout_s: float) -> None:
+        """Run `write` (this rank's files), then mark this rank written (or failed). Rank 0 then waits for every
+        rank's mark and seals; a failed mark, or none within `timeout_s`, discards the copy. Raises this rank's
+        own failure (rank 0: also another rank's), for the caller to report at the next agreement."""
+        try:
+            self.guarded(write)
+        except BaseException as error:
+            _mark(self.staging, f"failed.rank{rank}", f"{type(error).__name__}: {error}")
+            if rank == 0:
+                self.discard()
+            raise
+        _mark(self.staging, f"written.rank{rank}", "")
+        if rank != 0:
+            return
+        deadline = time.monotonic() + timeout_s
+        while not all((self.staging / f"{MARK}written.rank{r}").exists() for r in range(world)):
+            failed = sorted(self.staging.glob(f"{MARK}failed.rank*"))
+            if failed or time.monotonic() > deadline:
+                self.discard()
+                raise (FtdistError(failed[0].read_text()) if failed else self.failed_elsewhere())
+            time.sleep(0.05)
+        for mark in self.staging.glob(f"{MARK}*"):
+            mark.unlink()
+        self.guarded(self.seal)
+
+
+MARK = ".ftdist-"  # marker files of an asynchronous save, removed before the manifest is written
+
+
+def _mark(staging: Path, name: str, text: str) -> None:
+    with contextlib.suppress(OSError):  # a folder rank 0 already discarded
+        (staging / f"{MARK}{name}").write_text(text)

@@ -111,6 +111,19 @@ class Strategy(ABC):
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         """Restore what `save` wrote. Called on every rank after `prepare`."""
 
+    @property
+    def can_snapshot(self) -> bool:
+        """Whether this strategy saves asynchronously (it overrides `snapshot`)."""
+        return type(self).snapshot is not Strategy.snapshot
+
+    def snapshot(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path
+    ) -> Callable[[], None] | None:
+        """For an asynchronous save: copy now, to host memory, what `save` would write into `directory`, and
+        return a function that finishes writing it later, from a background thread, with no collective on the
+        training's process group. None: this strategy saves synchronously only. Called on every rank."""
+        return None
+
     def format_record(self) -> dict[str, Any]:
         """What `strategy.json` says about a checkpoint this run writes (rank 0 writes it)."""
         return {

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
@@ -47,6 +49,7 @@ class FullyShardedDataParallel(Strategy):
     layout = f"{DCP_FOLDER}/"
     needs_process_group = True  # a 1-process job gets a 1-rank group: FSDP2 then shards over one rank
     any_world_size = True  # DCP reshards on load
+    _save_group: dist.ProcessGroup | None = None  # async saves' own gloo group, made at the first one
 
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         cfg = self.config.strategy
@@ -105,6 +108,18 @@ class FullyShardedDataParallel(Strategy):
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         dcp.save(self._sharded_state(model, optimizer), checkpoint_id=str(directory / DCP_FOLDER))
+
+    def snapshot(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> Callable[[], None]:
+        """DCP's async_save: each rank's shards staged to host memory now, written by DCP's thread, which
+        coordinates the ranks over a gloo group of its own (never the training's group, which is in use)."""
+        if self._save_group is None:
+            self._save_group = dist.new_group(backend="gloo")  # collective: every rank's first async save
+        future = dcp.async_save(
+            self._sharded_state(model, optimizer),
+            checkpoint_id=str(directory / DCP_FOLDER),
+            process_group=self._save_group,
+        )
+        return future.result
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         state = self._sharded_state(model, optimizer)

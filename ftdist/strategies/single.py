@@ -3,7 +3,9 @@ method's state filter keeps) plus optimizer.pt, identical whichever rank count w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -51,6 +53,25 @@ class SingleDevice(Strategy):
             save_model(module, str(directory / MODEL_FILE))  # handles tied weights
         torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
 
+    def snapshot(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> Callable[[], None]:
+        """Host copies of what `save` writes (rank 0's; the state is the same on every rank), written later."""
+        if not self.env.is_main:
+            return lambda: None
+        module = self.unwrap(model)
+        state = module.state_dict()
+        if self.state_filter.trainable_only:
+            state, metadata = self.state_filter.select(state, module), None
+        else:
+            state, metadata = _without_shared_names(state)  # as safetensors' save_model writes tied weights
+        tensors = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in state.items()}
+        optimizer_state = _host_copy(optimizer.state_dict())
+
+        def write() -> None:
+            save_file(tensors, str(directory / MODEL_FILE), metadata=metadata)
+            torch.save(optimizer_state, directory / OPTIMIZER_FILE)
+
+        return write
+
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         module = self.unwrap(model)
         if self.state_filter.trainable_only:
@@ -72,3 +93,29 @@ class SingleDevice(Strategy):
     @classmethod
     def read_full_state(cls, folder: Path) -> dict[str, torch.Tensor]:
         return load_file(str(Path(folder) / MODEL_FILE))
+
+
+def _without_shared_names(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    """The state dict as `safetensors.torch.save_model` stores it: one name per shared tensor (tied embeddings),
+    the dropped names recorded in the metadata, so `load_model` reads a snapshot like a synchronous save. It uses
+    safetensors' own rule (a private helper) because that rule decides which name `load_model` expects."""
+    from safetensors.torch import _remove_duplicate_names
+
+    state = dict(state)
+    metadata: dict[str, str] = {}
+    for kept, dropped in _remove_duplicate_names(state).items():
+        for name in dropped:
+            metadata[name] = kept
+            del state[name]
+    return state, metadata or None
+
+
+def _host_copy(tree: Any) -> Any:
+    """A copy of a (nested) state dict with every tensor copied to host memory: the optimizer steps on in place."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {key: _host_copy(value) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_host_copy(value) for value in tree)
+    return tree
