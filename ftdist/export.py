@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
 from ftdist.errors import FtdistError
+from ftdist.models.saving import save_hf
 from ftdist.run_folder import ADAPTER_CONFIG, load_trained, resolve_model_folder, run_config_for, run_root
 from ftdist.staging import staged_folder
 
@@ -105,5 +106,5 @@ def exported_files(folder: Path) -> list[str]:
 
 def _save(model: nn.Module, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
     with staged_folder(target, intact="The run's checkpoints and final/ are untouched") as staging:
-        model.save_pretrained(staging, safe_serialization=True)
+        save_hf(model, staging)
         tokenizer.save_pretrained(staging)

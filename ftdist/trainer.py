@@ -29,6 +29,7 @@ from ftdist.errors import FtdistError
 from ftdist.eval.hook import RunEval
 from ftdist.methods import method_class
 from ftdist.models import build_model, count_parameters, model_width
+from ftdist.models.saving import save_hf
 from ftdist.planner.runtime import MemoryCheck, hardware_for_device
 from ftdist.preflight import World, preflight, resolve_auto_strategy
 from ftdist.run_folder import RunFolder
@@ -335,7 +336,7 @@ class Trainer:
             with staged_folder(
                 self.run.final, intact=f"The trained state is safe in the checkpoints: {intact}"
             ) as staging:
-                self.strategy.unwrap(self.model).save_pretrained(staging, state_dict=state, safe_serialization=True)
+                save_hf(self.strategy.unwrap(self.model), staging, state)
                 self.tokenizer.save_pretrained(staging)
 
         on_rank0(write, f"writing {self.run.final}")

@@ -21,6 +21,7 @@ from ftdist.errors import FtdistError, FtdistWarning
 from ftdist.models.char_tokenizer import build_char_tokenizer
 from ftdist.models.gguf import converted_folder
 from ftdist.models.quantized import quantized_load_options
+from ftdist.models.saving import save_hf
 from ftdist.models.scratch import scratch_model_config
 from ftdist.run_folder import RunFolder
 from ftdist.staging import staged_folder
@@ -90,7 +91,7 @@ def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = N
         hf_config = scratch_model_config(config.model.scratch, len(tokenizer), config.data.seq_len)
         # replace=False: another run in the same folder may save the same seeded base first
         with staged_folder(target, intact="Nothing of this run was written yet", replace=False) as staging:
-            AutoModelForCausalLM.from_config(hf_config).save_pretrained(staging, safe_serialization=True)
+            save_hf(AutoModelForCausalLM.from_config(hf_config), staging)
             tokenizer.save_pretrained(staging)
 
     on_rank0(save_scratch_base, f"saving the scratch base {target}")  # the others read it once it is whole

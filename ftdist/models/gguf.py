@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ftdist.errors import FtdistError
+from ftdist.models.saving import save_hf
 from ftdist.staging import staged_folder
 
 
@@ -56,6 +57,6 @@ def converted_folder(path: str | None, gguf_file: str) -> Path:
         del model.config.quantization_config
     intact = f"The GGUF file {file} is untouched; set FTDIST_CACHE to a folder with more room"
     with staged_folder(target, intact=intact, replace=False) as staging:  # another process may convert it first
-        model.save_pretrained(staging, safe_serialization=True)
+        save_hf(model, staging)
         tokenizer.save_pretrained(staging)
     return target
