@@ -63,13 +63,14 @@ def task_config(args: argparse.Namespace):
 
 def default_out(model: str, label: str) -> Path:
     from ftdist.eval.api import run_dir_of
+    from ftdist.run_folder import RunFolder
 
     run = run_dir_of(model)
-    return run / "eval" / label if run else Path("eval") / f"{Path(model).resolve().name}-{label}"
+    return RunFolder(run).eval / label if run else Path("eval") / f"{Path(model).resolve().name}-{label}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftdist.distributed.device import pick_device
+    from ftdist.distributed.device import pick_device, use_cpu_threads_for
     from ftdist.distributed.env import detect_env
     from ftdist.distributed.process_group import init_distributed, shutdown_distributed
     from ftdist.eval.api import evaluate, format_metrics, load_model_for_eval, run_dir_of
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     init_distributed(env, device)
     try:
         model, tokenizer = load_model_for_eval(args.model, device)
+        use_cpu_threads_for(model, device)
         results = evaluate(
             model, tokenizer, [config], device, run_dir_of(args.model), env.rank, env.world_size, not args.no_progress
         )

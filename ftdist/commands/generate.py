@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ftdist.config.eval import GenerationConfig
-    from ftdist.distributed.device import pick_device
+    from ftdist.distributed.device import pick_device, use_cpu_threads_for
     from ftdist.errors import FtdistError
     from ftdist.generate import generate, load_for_generation
 
@@ -33,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
         raise FtdistError("; ".join(e["msg"] for e in error.errors())) from None
     device = pick_device(args.device)
     model, tokenizer = load_for_generation(args.model, device)
+    use_cpu_threads_for(model, device)
     print(generate(model, tokenizer, args.prompt, settings, device))
     return 0

