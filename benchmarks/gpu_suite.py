@@ -13,6 +13,10 @@ Sections (each runs in its own process, so every peak is that job's alone, and o
   GPU's dense bf16 peak.
 - `zero3_cpu_adam`: one step of ZeRO-3 with the optimizer offloaded to DeepSpeed's CPU Adam (the 13B configs'
   path): step time and peak GPU memory.
+- `fsdp_save_sync` / `fsdp_save_async`: the FSDP2 job with a checkpoint every 2 steps, synchronous against
+  asynchronous (`checkpoint.async_save`): `checkpoint_stall_s`, how long each save held the loop.
+- `loss_plain_4k` / `loss_chunked_4k`: full fine-tuning at 4 x `--seq` tokens with the whole logits against the
+  chunked loss (`train.chunked_loss`): `torch.cuda.max_memory_allocated` beside the planner's prediction.
 - each section's `predicted_peak_bytes`: `ftdist.planner.predict_peak_bytes(config, world_size, hardware)`
   beside the measured peak, or null where the planner is not importable.
 
@@ -42,7 +46,16 @@ SHAPE = {  # TinyLlama-1.1B's shape
 }
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "H800": 989.0, "A100": 312.0, "A10G": 70.0, "L40S": 362.0}
-SECTION_TIMEOUT_S = {"qlora_ftdist": 120, "qlora_hf": 120, "fsdp_full_bf16": 120, "zero3_cpu_adam": 150}
+SECTION_TIMEOUT_S = {
+    "qlora_ftdist": 120,
+    "qlora_hf": 120,
+    "fsdp_full_bf16": 120,
+    "zero3_cpu_adam": 150,
+    "fsdp_save_sync": 60,
+    "fsdp_save_async": 60,
+    "loss_plain_4k": 45,
+    "loss_chunked_4k": 45,
+}
 
 
 # --- the shared model folder ---------------------------------------------------------------------------------
@@ -62,7 +75,8 @@ def build_base(folder: Path) -> None:
 
 
 def run_config(section: str, base: Path, out: Path, args: argparse.Namespace) -> dict:
-    steps = 1 if section == "zero3_cpu_adam" else args.steps
+    steps = {"zero3_cpu_adam": 1, "fsdp_save_sync": 6, "fsdp_save_async": 6}.get(section, args.steps)
+    steps = 3 if section.startswith("loss_") else steps
     config = {
         "name": f"gpu-suite-{section}",
         "output_dir": str(out),
@@ -83,10 +97,19 @@ def run_config(section: str, base: Path, out: Path, args: argparse.Namespace) ->
         }
         config["optim"] = {"name": "paged_adamw_8bit", "lr": 2e-4, "on_unsupported": "error"}
         config["strategy"] = {"name": "single", "activation_checkpointing": True}
-    elif section == "fsdp_full_bf16":
+    elif section == "fsdp_full_bf16" or section.startswith("fsdp_save"):
         config["method"] = "full"
         config["optim"] = {"name": "adamw", "lr": 1e-5}
         config["strategy"] = {"name": "fsdp"}
+        if section.startswith("fsdp_save"):  # a save every 2 steps: how long each holds the loop
+            config["checkpoint"] = {"every": 2, "keep_last": 1, "async_save": section.endswith("async")}
+    elif section.startswith("loss_"):  # the logits of 4 x seq tokens, whole or in chunks: the peak either way
+        config["method"] = "full"
+        config["optim"] = {"name": "adamw", "lr": 1e-5}
+        config["strategy"] = {"name": "single"}
+        config["data"]["seq_len"] = 4 * args.seq
+        config["train"]["micro_batch_size"] = 1
+        config["train"]["chunked_loss"] = section == "loss_chunked_4k"
     else:
         config["method"] = "full"
         config["optim"] = {"name": "adamw", "lr": 1e-5}
@@ -100,7 +123,7 @@ def section_main(section: str, base: Path, out: Path, args: argparse.Namespace) 
 
     config = run_config(section, base, out, args)
     result: dict = {"predicted_peak_bytes": predicted_peak(config)}
-    if section in ("fsdp_full_bf16", "zero3_cpu_adam"):
+    if section in ("fsdp_full_bf16", "zero3_cpu_adam") or section.startswith("fsdp_save"):
         one_process_group()
     torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -115,6 +138,9 @@ def section_main(section: str, base: Path, out: Path, args: argparse.Namespace) 
         steady = [e["tokens_per_s"] for e in events[args.warmup :]] or [events[-1]["tokens_per_s"]]
         result["tokens_per_s"] = sorted(steady)[len(steady) // 2]
         result["losses"] = [round(e["loss"], 4) for e in events]
+        last = read_metrics(out)[-1]
+        if "checkpoint_stall_s" in last:
+            result["checkpoint_stall_s"] = round(last["checkpoint_stall_s"], 3)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
     if isinstance(result["predicted_peak_bytes"], int):
