@@ -72,18 +72,22 @@ def run(config: dict, work: Path, ranks: int) -> tuple[dict, float]:
 
 
 def stall(args: argparse.Namespace, work: Path) -> None:
-    print("\n| strategy | ranks | save | stall per save, mean (s) | longest (s) | run wall (s) |")
+    print(f"\n{args.steps} steps, a save every {args.every}, micro-batch 1 x {args.seq} tokens")
+    print(
+        "| strategy | ranks | save | stall per save, mean (s) | of which waiting for the last save (s) | longest (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for strategy, ranks in (("single", 1), ("ddp", 2), ("fsdp", 2)):
         figures = {}
         for mode in ("sync", "async"):
             out = work / f"stall-{strategy}-{mode}"
-            config = smollm2_config(out, args.steps, args.seq, strategy, **{"checkpoint.async_save": mode == "async"})
-            last, wall = run(config, work, ranks)
+            options = {"checkpoint.async_save": mode == "async", "checkpoint.every": args.every}
+            config = smollm2_config(out, args.steps, args.seq, strategy, **options)
+            last, _ = run(config, work, ranks)
             figures[mode] = last["checkpoint_stall_s"]
             print(
                 f"| {strategy} | {ranks} | {mode} | {last['checkpoint_stall_s']:.3f} | "
-                f"{last['checkpoint_stall_max_s']:.3f} | {wall:.1f} |",
+                f"{last.get('checkpoint_wait_s', 0):.3f} | {last['checkpoint_stall_max_s']:.3f} |",
                 flush=True,
             )
         print(f"| {strategy} | | async / sync | {figures['async'] / figures['sync']:.1%} | | |", flush=True)
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", default=["stall", "memory", "start"])
     parser.add_argument("--steps", type=int, default=6, help="steps per stall run (a save every 2)")
     parser.add_argument("--seq", type=int, default=64, help="sequence length of the stall runs")
+    parser.add_argument("--every", type=int, default=2, help="steps between saves in the stall runs")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each start-up measurement")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ftdist-loop-speed-") as name:

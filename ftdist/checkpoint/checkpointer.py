@@ -61,6 +61,7 @@ class Checkpointer:
     ) -> None:
         self.config, self.run, self.env, self.strategy, self.on_saved = config, run, env, strategy, on_saved
         self.stalls: list[float] = []  # seconds each save held the loop (the async writer's work excluded)
+        self.waits: list[float] = []  # of which: waiting for the previous asynchronous save to be sealed
         self.every = config.checkpoint.every
         self.max_steps = config.train.max_steps
         self.folders = CheckpointFolders(run.checkpoints, config.checkpoint.keep_last, env.is_main)
@@ -121,9 +122,10 @@ class Checkpointer:
     def save(self, step: int) -> Path:
         """Save this step (after the one in flight, if any, is sealed); returns the folder it is published as.
         Asynchronous where the strategy can snapshot, unless `checkpoint.async_save: false`."""
-        self.wait()
-        self.before_save()
         started = time.perf_counter()
+        self.wait()
+        self.waits.append(time.perf_counter() - started)
+        self.before_save()
         save = self.folders.begin(step)
         asynchronous = self.async_save is not False and self.strategy.can_snapshot
         writer = self._snapshot(save) if asynchronous else None
@@ -140,7 +142,11 @@ class Checkpointer:
         """How long saves held the loop, for the run's last event: mean and longest, in seconds."""
         if not self.stalls:
             return {}
-        return {"checkpoint_stall_s": sum(self.stalls) / len(self.stalls), "checkpoint_stall_max_s": max(self.stalls)}
+        return {
+            "checkpoint_stall_s": sum(self.stalls) / len(self.stalls),
+            "checkpoint_stall_max_s": max(self.stalls),
+            "checkpoint_wait_s": sum(self.waits) / len(self.waits),  # the part spent waiting for the last save
+        }
 
     def wait(self) -> None:
         """Let the save in flight finish; every rank learns whether it failed on any (a collective: every rank
