@@ -162,6 +162,7 @@ class Checkpointer:
         """On an error path: let the write in flight end (sealed or discarded) without a collective, since the
         other ranks may not be there to agree."""
         if self._pending is not None:
+            self._pending.save.give_up.set()  # rank 0 does not wait for ranks that may have failed
             self._pending.join()
             self._pending = None
 

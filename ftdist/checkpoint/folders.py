@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -152,6 +153,7 @@ class Save:
         self.staging = staging_path(self.final)  # one name every rank agrees on: they all write their shards into it
         self.intact = folders.intact()
         self.needed = folders.last_size()
+        self.give_up = threading.Event()  # set on an error path: rank 0 stops waiting for the other ranks
 
     def begin(self) -> None:
         check_free_space(self.final, self.needed, self.intact)
@@ -206,7 +208,7 @@ class Save:
         deadline = time.monotonic() + timeout_s
         while not all((self.staging / f"{MARK}written.rank{r}").exists() for r in range(world)):
             failed = sorted(self.staging.glob(f"{MARK}failed.rank*"))
-            if failed or time.monotonic() > deadline:
+            if failed or self.give_up.is_set() or time.monotonic() > deadline:
                 self.discard()
                 raise (FtdistError(failed[0].read_text()) if failed else self.failed_elsewhere())
             time.sleep(0.05)
