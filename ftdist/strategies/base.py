@@ -111,6 +111,21 @@ class Strategy(ABC):
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         """Restore what `save` wrote. Called on every rank after `prepare`."""
 
+    def host_stager(self) -> Any:
+        """The one DCP `DefaultStager` of this strategy's asynchronous saves. It keeps its host copies from one
+        save to the next (at most one is in flight, so they are free again): fresh host memory for every save
+        cost page faults, 5.7 s against 2.3 s to copy SmolLM2's 540 MB of weights on a busy 2-core machine.
+        Pinned on a GPU, for fast device-to-host copies."""
+        if getattr(self, "_host_stager", None) is None:
+            from torch.distributed.checkpoint.staging import DefaultStager, StagingOptions
+
+            cuda = self.device.type == "cuda"
+            options = StagingOptions(
+                use_pinned_memory=cuda, use_shared_memory=False, use_async_staging=False, use_non_blocking_copy=False
+            )
+            self._host_stager = DefaultStager(options)
+        return self._host_stager
+
     @property
     def can_snapshot(self) -> bool:
         """Whether this strategy saves asynchronously (it overrides `snapshot`)."""

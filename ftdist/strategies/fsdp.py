@@ -118,6 +118,7 @@ class FullyShardedDataParallel(Strategy):
             self._sharded_state(model, optimizer),
             checkpoint_id=str(directory / DCP_FOLDER),
             process_group=self._save_group,
+            async_stager=self.host_stager(),  # host copies reused from one save to the next
         )
         return future.result
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -63,12 +62,12 @@ class SingleDevice(Strategy):
             state, metadata = self.state_filter.select(state, module), None
         else:
             state, metadata = _without_shared_names(state)  # as safetensors' save_model writes tied weights
-        tensors = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in state.items()}
-        optimizer_state = _host_copy(optimizer.state_dict())
+        staged = self.host_stager().stage({"model": state, "optimizer": optimizer.state_dict()})
 
         def write() -> None:
+            tensors = {name: tensor.contiguous() for name, tensor in staged["model"].items()}
             save_file(tensors, str(directory / MODEL_FILE), metadata=metadata)
-            torch.save(optimizer_state, directory / OPTIMIZER_FILE)
+            torch.save(staged["optimizer"], directory / OPTIMIZER_FILE)
 
         return write
 
@@ -108,14 +107,3 @@ def _without_shared_names(state: dict[str, torch.Tensor]) -> tuple[dict[str, tor
             metadata[name] = kept
             del state[name]
     return state, metadata or None
-
-
-def _host_copy(tree: Any) -> Any:
-    """A copy of a (nested) state dict with every tensor copied to host memory: the optimizer steps on in place."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().to("cpu", copy=True)
-    if isinstance(tree, dict):
-        return {key: _host_copy(value) for key, value in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_host_copy(value) for value in tree)
-    return tree
