@@ -77,18 +77,22 @@ def build(config: RunConfig, folder: Path, version: int, tokenizer=None) -> tupl
 
 
 def _tokenizer(config: RunConfig, recipe):
-    """The model's tokenizer; the char tokenizer's vocabulary is every character of the examples (one extra
-    pass over the recipe, which holds only the set of characters seen)."""
+    """The model's tokenizer, or the char tokenizer over every character of the examples."""
     from ftdist.models import build_tokenizer
 
     if config.model.tokenizer_source != "char":
         return build_tokenizer(config)
+    return build_tokenizer(config, char_vocabulary(config))
+
+
+def char_vocabulary(config: RunConfig) -> str:
+    """Every character the recipe's examples use, sorted: one extra pass that holds only the set of characters."""
     seen: set[str] = set()
-    for item in recipe.examples(config.data, None):
+    for item in load_recipe(config.data.recipe).examples(config.data, None):
         if isinstance(item, Example):
             for segment, _ in item.segments:
                 seen.update(segment)
-    return build_tokenizer(config, "".join(sorted(seen)))
+    return "".join(sorted(seen))
 
 
 def _examples(recipe, config: RunConfig, tokenizer, skipped: Counter) -> Iterator[Example]:

@@ -74,7 +74,7 @@ class CardBuilder:
             "examples": data.pack_window,
             "windows": self.windows,
             "padding_share": round(1 - real / max(1, rows * data.seq_len), 4),
-            "padding_share_without_windows_at_best": round(1 - real / max(1, fewest * data.seq_len), 4),
+            "padding_share_if_every_row_full": round(1 - real / max(1, fewest * data.seq_len), 4),
         }
         card["examples"] = self.examples
         card["tokens"] = self.tokens
@@ -130,8 +130,8 @@ def render_card(card: dict, folder, cache_hit: bool) -> str:
     if window and card["packing"]:
         lines.append(
             f"  packed in {window['windows']:,} window(s) of {window['examples']:,} examples: padding "
-            f"{100 * window['padding_share']:.1f}% (no packer could go below "
-            f"{100 * window['padding_share_without_windows_at_best']:.1f}%)"
+            f"{100 * window['padding_share']:.1f}% (every row full: "
+            f"{100 * window['padding_share_if_every_row_full']:.1f}%)"
         )
     for name, split in card["splits"].items():
         lines.append(
