@@ -75,7 +75,9 @@ def test_a_missing_or_damaged_shard_is_named(tmp_path, monkeypatch):
     second = folder / "train-00001.npy"
     data = second.read_bytes()
     second.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match=r"train-00001\.npy: this shard of the prepared data is damaged.*ftdist prepare"):
+    with pytest.raises(
+        DataError, match=r"train-00001\.npy: this shard of the prepared data is damaged.*ftdist prepare"
+    ):
         prepare(cfg)
     second.unlink()
     with pytest.raises(DataError, match=r"train-00001\.npy: this shard of the prepared data is missing"):

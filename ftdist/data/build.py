@@ -64,7 +64,9 @@ def build(config: RunConfig, folder: Path, version: int, tokenizer=None) -> tupl
         if card.examples < 2:
             if card.examples == 0 and not sum(card.dropped.values()):
                 reasons = "; ".join(f"{count} {reason}" for reason, count in skipped.items()) or "no records"
-                raise DataError(f"data.path={config.data.path}: recipe {config.data.recipe} found no examples ({reasons})")
+                raise DataError(
+                    f"data.path={config.data.path}: recipe {config.data.recipe} found no examples ({reasons})"
+                )
             raise DataError(too_few_message(config, card.examples, card.dropped))
         index = {name: writer.close() for name, writer in writers.items()}
         shards = {name: len(entry["shards"]) for name, entry in index.items()}

@@ -21,7 +21,9 @@ class CardBuilder:
         self.config, self.tokenizer, self.workers = config, tokenizer, workers
         self.examples = self.tokens = self.truncated = self.windows = 0
         self.dropped: Counter = Counter()
-        self.splits = {name: dict.fromkeys(("examples", "sequences", "tokens", "labels"), 0) for name in ("train", "val")}
+        self.splits = {
+            name: dict.fromkeys(("examples", "sequences", "tokens", "labels"), 0) for name in ("train", "val")
+        }
         self.samples: list[str] = []
 
     def add_examples(self, examples: list[tuple[np.ndarray, np.ndarray]], train_index: np.ndarray) -> None:

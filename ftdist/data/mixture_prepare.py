@@ -70,7 +70,9 @@ def mixture_card(config: RunConfig, prepared: list[Prepared]) -> dict:
                 "share_of_trained_tokens": round(d / max(1e-12, sum(drawn)), 4),
                 "train_rows": train["sequences"],
             }
-            for source, p, w, t, d, train in zip(config.data.sources, prepared, weights, tokens, drawn, trains, strict=True)
+            for source, p, w, t, d, train in zip(
+                config.data.sources, prepared, weights, tokens, drawn, trains, strict=True
+            )
         ]
     }
 

@@ -163,8 +163,9 @@ def open_split(folder: Path, split: str) -> ShardedSplit:
         )
     index = json.loads(index_path.read_text())
     entry = index["splits"][split]
-    split_data = ShardedSplit([folder / s["file"] for s in entry["shards"]], [s["rows"] for s in entry["shards"]],
-                              index["seq_len"])
+    split_data = ShardedSplit(
+        [folder / s["file"] for s in entry["shards"]], [s["rows"] for s in entry["shards"]], index["seq_len"]
+    )
     split_data.check()
     return split_data
 
