@@ -17,8 +17,8 @@ import torch
 import yaml
 from data_helpers import TINY_LLAMA, config
 
-from conftest import REPO, run_cli
 import ftdist
+from conftest import REPO, run_cli
 from ftdist.cli import main
 from ftdist.config import load_config
 from ftdist.data import MixtureData, build_data

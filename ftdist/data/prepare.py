@@ -81,7 +81,7 @@ def prepare(config: RunConfig, build: bool = True, tokenizer=None) -> Prepared:
 def _tokenize(config: RunConfig) -> tuple[object, Tokenized, Counter]:
     """(tokenizer, every tokenized example, skipped counts) in memory, without the cache: for inspecting a
     recipe on a small set (the tests), not for preparing a corpus."""
-    from ftdist.data.build import _examples, _tokenizer, _tokenized
+    from ftdist.data.build import _examples, _tokenized, _tokenizer
     from ftdist.data.card import CardBuilder
 
     recipe = load_recipe(config.data.recipe)
