@@ -4,11 +4,6 @@ another world size, and after SIGKILL), and the prepare command's mixture card."
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +13,7 @@ import yaml
 from data_helpers import TINY_LLAMA, config
 
 import ftdist
-from conftest import REPO, run_cli
+from conftest import run_cli, train_then_sigkill
 from ftdist.cli import main
 from ftdist.config import load_config
 from ftdist.data import MixtureData, build_data
@@ -155,20 +150,7 @@ def test_sigkill_then_resume_of_a_mixture_matches_uninterrupted(tmp_path):
     path.write_text(yaml.safe_dump(run))
     ftdist.train(run, [f"output_dir={tmp_path / 'ref'}"])  # in this process: one interpreter start less
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ftdist", "train", str(path), f"output_dir={killed}"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() not in ("", "step-10")):
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "final").exists(), "the run finished before it could be killed"
+    train_then_sigkill([str(path), f"output_dir={killed}"], killed, past="step-10")
     resumed = run_cli("train", str(path), f"output_dir={killed}")
     assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr[-3000:]
     from safetensors.torch import load_file
