@@ -20,6 +20,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the mixture is measured in this process: this checkout's ftdist, as the children
 ASSETS = REPO / "ftdist" / "assets"
 MODEL = {"family": "llama", "n_layer": 2, "n_head": 4, "n_kv_head": 2, "n_embd": 64}
 
@@ -101,6 +103,7 @@ def run_config(path: Path, tokenizer: Path, cache: Path, **data) -> dict:
         "name": "scale",
         "seed": 0,
         "model": {"scratch": MODEL, "tokenizer": str(tokenizer)},
+        "strategy": "ddp",
         "data": {"recipe": "text", "path": str(path), "seq_len": 1024, "cache_dir": str(cache), **data},
         "train": {"max_steps": 20, "micro_batch_size": 1, "eval_every": 0, "log_every": 10},
         "checkpoint": {"every": 0},
@@ -168,7 +171,9 @@ def main() -> None:
     rate = ceiling["tokens"] / ceiling["seconds"]
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start; {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"tokenizer alone, one thread, {args.base_mb} MB: {rate:,.0f} tokens/s")
-    print("| code | text MB | workers | seconds | tokens | tokens/s | per worker vs tokenizer | peak RSS main | worker |")
+    print(
+        "| code | text MB | workers | seconds | tokens | tokens/s | per worker vs tokenizer | peak RSS main | worker |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     trained = {}
     for scale in [int(s) for s in args.scales.split(",")]:
@@ -179,6 +184,7 @@ def main() -> None:
             runs.append(("old", args.baseline, 1))
         for code, repo, workers in runs:
             cache = work / f"cache-{code}-{megabytes}-{workers}"
+            shutil.rmtree(cache, ignore_errors=True)  # measure a build, never a cache hit
             data = {"workers": workers} if code == "new" else {}
             result = child(PREPARE, json.dumps(run_config(path, tokenizer, cache, **data)), repo=repo)
             speed = result["tokens"] / result["seconds"]
