@@ -4,7 +4,8 @@
 
 Prints figures (not a test). Every measurement runs in a fresh interpreter, so its peak RSS is its own:
 1. The tokenizer's own batch rate on one thread (SmolLM2's fast tokenizer, `TOKENIZERS_PARALLELISM=false`,
-   `encode_batch_fast` over the same 64 KB pieces the text recipe hands on), measured in this run: the ceiling.
+   `encode_batch_fast` over the same 64 KB pieces the text recipe hands on, on the base text): the ceiling,
+   measured again just before each prepare, since on a shared machine it moves with the load.
 2. `prepare` (`recipe: text`, seq_len 1024) of base x scale MB of text, per worker count: wall time, tokens/s,
    tokens/s per worker against the ceiling, the peak RSS of the main process and of the largest worker.
    With `--baseline REPO`, the same prepare with that checkout's ftdist (on PYTHONPATH), for a side-by-side.
@@ -71,6 +72,12 @@ TRAIN = textwrap.dedent(
         json.dump({"kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, out)
     """
 )
+
+
+def tokenizer_rate(tokenizer: Path, text: Path) -> float:
+    """Tokens/s of the tokenizer alone on one thread, in a fresh interpreter."""
+    measured = child(TOKENIZER_RATE, str(tokenizer), str(text))
+    return measured["tokens"] / measured["seconds"]
 
 
 def tokenizer_folder(work: Path) -> Path:
@@ -167,10 +174,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = tokenizer_folder(work)
     base = corpus(work, args.base_mb)
-    ceiling = child(TOKENIZER_RATE, str(tokenizer), str(base))
-    rate = ceiling["tokens"] / ceiling["seconds"]
+    rate = tokenizer_rate(tokenizer, base)
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start; {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"tokenizer alone, one thread, {args.base_mb} MB: {rate:,.0f} tokens/s")
+    print(f"tokenizer alone, one thread, {args.base_mb} MB: {rate:,.0f} tokens/s (measured again before each row)")
     print(
         "| code | text MB | workers | seconds | tokens | tokens/s | per worker vs tokenizer | peak RSS main | worker |"
     )
@@ -183,6 +189,7 @@ def main() -> None:
         if args.baseline and megabytes <= args.baseline_max_mb:
             runs.append(("old", args.baseline, 1))
         for code, repo, workers in runs:
+            rate = tokenizer_rate(tokenizer, base)  # on a shared machine the ceiling moves: measure it beside
             cache = work / f"cache-{code}-{megabytes}-{workers}"
             shutil.rmtree(cache, ignore_errors=True)  # measure a build, never a cache hit
             data = {"workers": workers} if code == "new" else {}
@@ -192,7 +199,8 @@ def main() -> None:
             worker_gb = f"{result['worker_kb'] / 2**20:.2f} GB" if code == "new" and workers > 1 else "-"
             print(
                 f"| {code} | {megabytes} | {workers if code == 'new' else 1} | {result['seconds']:.1f} | "
-                f"{result['tokens']:,} | {speed:,.0f} | {per_worker} | {result['main_kb'] / 2**20:.2f} GB | {worker_gb} |",
+                f"{result['tokens']:,} | {speed:,.0f} | {per_worker} | {result['main_kb'] / 2**20:.2f} GB | "
+                f"{worker_gb} |",
                 flush=True,
             )
             trained.setdefault((code, megabytes), (run_config(path, tokenizer, cache, **data), repo))

@@ -93,7 +93,7 @@ def _tokenize(config: RunConfig) -> tuple[object, Tokenized, Counter]:
     if not examples and not card.dropped:
         reasons = "; ".join(f"{count} {reason}" for reason, count in skipped.items()) or "no records"
         raise DataError(f"data.path={config.data.path}: recipe {config.data.recipe} found no examples ({reasons})")
-    return tokenizer, Tokenized(examples, [], card.truncated, card.dropped), skipped
+    return tokenizer, Tokenized(examples, card.truncated, card.dropped), skipped
 
 
 def _load(folder: Path, cache_hit: bool) -> Prepared:

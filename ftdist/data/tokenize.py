@@ -1,8 +1,9 @@
 """Examples (text segments) -> token ids and labels, in HF's unshifted convention: labels[i] = ids[i] where
 token i is trained, else -100. The packer shifts each example by one to make the aligned targets.
 
-All segment texts are encoded in one batched call per 20k segments, so a fast tokenizer runs in Rust over
-many threads; the Python side only concatenates lists.
+The functions here work on one batch of examples; `ftdist.data.workers` runs them over many batches in worker
+processes, and `DocumentChunker` carries a document stream across batches, so nothing needs the whole corpus.
+A batch's segment texts are encoded in batched calls to the Rust backend; the Python side only concatenates.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ class Tokenized:
     """Tokenized examples plus what was cut or dropped on the way (reported in the data card)."""
 
     examples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids, labels), int32
-    origins: list[str] = field(default_factory=list)
     truncated: int = 0
     dropped: Counter = field(default_factory=Counter)
 
@@ -81,7 +81,6 @@ def tokenize_segments(examples: list[Example], tokenizer, config: DataConfig) ->
             ids, labels = ids[:limit], labels[:limit]
             out.truncated += 1
         out.examples.append((np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)))
-        out.origins.append(example.origin)
     return out
 
 
@@ -139,7 +138,6 @@ class DocumentChunker:
             labels[1 : self.overlap + 1] = IGNORE  # trained in the previous chunk already
         if len(ids) >= 2 and (labels[1:] != IGNORE).any():
             out.examples.append((ids, labels))
-            out.origins.append(f"{self.config.path} tokens {self.offset}-{self.offset + len(ids)}")
         self.chunk += 1
 
 
@@ -153,5 +151,4 @@ def tokenize_documents(examples: list[Example], tokenizer, config: DataConfig) -
     out = chunker.feed(encode_documents(examples, tokenizer, config))
     last = chunker.finish()
     out.examples += last.examples
-    out.origins += last.origins
     return out

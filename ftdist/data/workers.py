@@ -62,7 +62,7 @@ def unpack(result: Packed) -> Tokenized:
     ids, labels, lengths, truncated, dropped = result
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     examples = [(ids[a:b], labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    return Tokenized(examples, [], truncated, dropped)
+    return Tokenized(examples, truncated, dropped)
 
 
 _STATE: dict = {}
