@@ -86,17 +86,17 @@ def test_a_missing_or_damaged_shard_is_named(tmp_path, monkeypatch):
 
 def test_a_shard_that_reads_back_wrong_publishes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(shards, "SHARD_BYTES", 20 * 3 * 4 * 256)
-    original = shards.ShardWriter._flush
+    original = shards.ShardWriter._close_shard
 
-    def flush_then_damage_the_first(writer, count):
-        original(writer, count)
+    def close_then_damage_the_first(writer):
+        original(writer)
         if len(writer.shards) == 2 and writer.split == "train":  # the disk flips a byte of shard 0
             path = writer.folder / writer.shards[0]["file"]
             data = bytearray(path.read_bytes())
             data[-1] ^= 0xFF
             path.write_bytes(bytes(data))
 
-    monkeypatch.setattr(shards.ShardWriter, "_flush", flush_then_damage_the_first)
+    monkeypatch.setattr(shards.ShardWriter, "_close_shard", close_then_damage_the_first)
     cfg = config(tmp_path, **QA)
     with pytest.raises(DataError, match=r"train-00000\.npy: the shard read back differs.*Nothing was published"):
         prepare(cfg)

@@ -123,7 +123,7 @@ class DataConfig(Section):
     """Several data sets mixed by weight, instead of `data.path`: `[{path, recipe, weight}, ...]`. Each is
     prepared into its own cache; training interleaves their rows in exact proportion to the weights (a source
     that runs out starts over in a new shuffled order). The other `data:` settings apply to every source."""
-    pack_window: int = Field(default=10_000, ge=2)
+    pack_window: int = Field(default=2048, ge=2)
     """Examples packed together at a time: memory stays bounded whatever the corpus size; each window can
     leave one part-filled row (the card shows the padding this costs)."""
     workers: PositiveInt | None = None

@@ -6,13 +6,14 @@ corpus on disk) and our recipes are generators; a pool over batches keeps the re
 corpus in memory; here at most `2 * workers` batches are in flight.
 
 Each worker runs the fast tokenizer on one thread (`TOKENIZERS_PARALLELISM=false` while preparing), so N
-workers use N cores. The first batch is tokenized in this process, and the pool starts only when a second
-batch exists: small sets (the tests, the shipped samples) never pay for starting processes.
+workers use N cores. The pool starts only when a second batch exists: small sets (the tests, the shipped
+samples) are tokenized in this process and never pay for starting processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 from collections import Counter, deque
@@ -78,13 +79,12 @@ def tokenized_batches(
     """`_work` of each batch, in input order; up to `workers` processes, `2 * workers` batches in flight."""
     args = (tokenizer, config, kind)
     batches_in = iter(example_batches)
-    first = next(batches_in, None)
-    if first is None:
-        return
+    first, second = next(batches_in, None), next(batches_in, None)
     with single_threaded_tokenizer():
-        _init(args)
-        yield _work(first)
-        if workers <= 1:
+        if second is None or workers <= 1:  # one batch (a small set), or one worker: no processes to start
+            _init(args)
+            for batch in (b for b in (first, second) if b is not None):
+                yield _work(batch)
             for batch in batches_in:
                 yield _work(batch)
             return
@@ -93,7 +93,7 @@ def tokenized_batches(
         context = multiprocessing.get_context("fork")
         with context.Pool(workers, initializer=_init, initargs=(args,)) as pool:
             pending: deque = deque()
-            for batch in batches_in:
+            for batch in itertools.chain((first, second), batches_in):
                 pending.append(pool.apply_async(_work, (batch,)))
                 if len(pending) >= 2 * workers:
                     yield pending.popleft().get()
