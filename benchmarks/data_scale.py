@@ -167,18 +167,24 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="tokenizer worker counts to compare (default 1,2)")
     parser.add_argument("--baseline", type=Path, help="another ftdist checkout to measure the same prepare with")
     parser.add_argument("--baseline-max-mb", type=int, default=32, help="largest size for the baseline (RAM!)")
-    parser.add_argument("--skip-train", action="store_true", help="no 2-rank training runs")
+    parser.add_argument(
+        "--parts",
+        default="prepare,train,mixture",
+        help="what to measure (default prepare,train,mixture); train "
+        "without prepare reuses the caches under --work (or prepares on rank 0)",
+    )
     parser.add_argument("--work", type=Path, help="folder for corpora and caches (default: a temporary one)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="data-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = tokenizer_folder(work)
     base = corpus(work, args.base_mb)
-    rate = tokenizer_rate(tokenizer, base)
+    parts = set(args.parts.split(","))
+    rate = tokenizer_rate(tokenizer, base) if "prepare" in parts else 0.0
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start; {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"tokenizer alone, one thread, {args.base_mb} MB: {rate:,.0f} tokens/s (measured again before each row)")
     print(
-        "| code | text MB | workers | seconds | tokens | tokens/s | per worker vs tokenizer | peak RSS main | worker |"
+        "| code | text MB | workers | seconds | tokens | tokens/s | per worker / tokenizer | peak RSS main | worker |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     trained = {}
@@ -189,10 +195,13 @@ def main() -> None:
         if args.baseline and megabytes <= args.baseline_max_mb:
             runs.append(("old", args.baseline, 1))
         for code, repo, workers in runs:
-            rate = tokenizer_rate(tokenizer, base)  # on a shared machine the ceiling moves: measure it beside
             cache = work / f"cache-{code}-{megabytes}-{workers}"
-            shutil.rmtree(cache, ignore_errors=True)  # measure a build, never a cache hit
             data = {"workers": workers} if code == "new" else {}
+            trained.setdefault((code, megabytes), (run_config(path, tokenizer, cache, **data), repo))
+            if "prepare" not in parts:
+                continue
+            rate = tokenizer_rate(tokenizer, base)  # on a shared machine the ceiling moves: measure it beside
+            shutil.rmtree(cache, ignore_errors=True)  # measure a build, never a cache hit
             result = child(PREPARE, json.dumps(run_config(path, tokenizer, cache, **data)), repo=repo)
             speed = result["tokens"] / result["seconds"]
             per_worker = f"{100 * speed / workers / rate:.0f}%" if code == "new" else "-"
@@ -203,12 +212,13 @@ def main() -> None:
                 f"{worker_gb} |",
                 flush=True,
             )
-            trained.setdefault((code, megabytes), (run_config(path, tokenizer, cache, **data), repo))
-    if not args.skip_train:
+    if "train" in parts:
         print("\n| code | text MB | 2-rank start + 20 steps: peak RSS rank 0 | rank 1 |\n|---|---|---|---|")
         for (code, megabytes), (config, repo) in trained.items():
             ranks = train_two_ranks(config, work / f"train-{code}-{megabytes}", repo)
             print(f"| {code} | {megabytes} | {ranks[0]:.2f} GB | {ranks[1]:.2f} GB |", flush=True)
+    if "mixture" not in parts:
+        return
     shares = mixture_shares(work, tokenizer, base)
     print(f"\nmixture 0.8 / 0.2 over 1,000 steps (global batch 8): token shares {shares[0]:.4f} / {shares[1]:.4f}")
 
