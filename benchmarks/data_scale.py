@@ -120,7 +120,8 @@ def run_config(path: Path, tokenizer: Path, cache: Path, **data) -> dict:
 
 def child(code: str, *args: str, repo: Path = REPO) -> dict:
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    # cwd=repo: `python -c` puts the working folder first on sys.path, before PYTHONPATH
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=repo, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"a measurement failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -133,7 +134,7 @@ def train_two_ranks(config: dict, out: Path, repo: Path = REPO) -> list[float]:
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
     config = {**config, "output_dir": str(out / "run")}
-    done = subprocess.run([*command, json.dumps(config), str(out)], env=env, capture_output=True, text=True)
+    done = subprocess.run([*command, json.dumps(config), str(out)], env=env, cwd=repo, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"training failed:\n{done.stderr[-3000:]}")
     return [json.loads((out / f"rank{r}.json").read_text())["kb"] / 2**20 for r in range(2)]
@@ -166,6 +167,7 @@ def main() -> None:
     parser.add_argument("--scales", default="1,4,16", help="multiples of the base size (default 1,4,16)")
     parser.add_argument("--workers", default="1,2", help="tokenizer worker counts to compare (default 1,2)")
     parser.add_argument("--baseline", type=Path, help="another ftdist checkout to measure the same prepare with")
+    parser.add_argument("--codes", default="new,old", help="which code to measure: new (this checkout), old")
     parser.add_argument("--baseline-max-mb", type=int, default=32, help="largest size for the baseline (RAM!)")
     parser.add_argument(
         "--parts",
@@ -191,8 +193,9 @@ def main() -> None:
     for scale in [int(s) for s in args.scales.split(",")]:
         megabytes = args.base_mb * scale
         path = corpus(work, megabytes)
-        runs = [("new", REPO, int(w)) for w in args.workers.split(",")]
-        if args.baseline and megabytes <= args.baseline_max_mb:
+        codes = args.codes.split(",")
+        runs = [("new", REPO, int(w)) for w in args.workers.split(",")] if "new" in codes else []
+        if args.baseline and "old" in codes and megabytes <= args.baseline_max_mb:
             runs.append(("old", args.baseline, 1))
         for code, repo, workers in runs:
             cache = work / f"cache-{code}-{megabytes}-{workers}"
