@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,26 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 300, env: dict | None =
     return subprocess.run(
         [sys.executable, "-m", "ftdist", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
     )
+
+
+def train_then_sigkill(args: list[str], run_dir: Path, past: str) -> None:
+    """Start `ftdist train ARGS` (writing run_dir) and SIGKILL it once its latest checkpoint is newer than `past`;
+    fail if it finished first."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftdist", "train", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    latest = run_dir / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() not in ("", past)):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "final").exists(), "the run finished before it could be killed"
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """`ftdist prepare CONFIG [key=value ...]`: tokenize and pack the data once, cache it, print the data card.
 
 Training reads the same cache (keyed by a fingerprint of the data files, the tokenizer and the `data:`
-settings), so a later `ftdist train` with the same config starts without tokenizing. Runs on one process.
+settings), so a later `ftdist train` with the same config starts without tokenizing. Runs on one process,
+with `data.workers` tokenizer processes (default: the CPUs it may use). With `data.sources`, each source is
+prepared and printed, then the mixture's shares of tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from ftdist.errors import FtdistError
 
     config = load_config(args.config, args.overrides)
+    if config.data.sources:
+        return _run_sources(config, args.json)
     if config.data.recipe == "stream":
         raise FtdistError(
             "data.recipe: stream samples random windows from the raw text at run time; there is nothing to "
@@ -41,4 +45,21 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**prepared.card, "folder": str(prepared.folder), "cache_hit": prepared.cache_hit}, indent=1))
     else:
         print(render_card(prepared.card, prepared.folder, prepared.cache_hit))
+    return 0
+
+
+def _run_sources(config, as_json: bool) -> int:
+    """`data.sources`: each source's card, then the mixture's shares."""
+    from ftdist.data.card import render_card
+    from ftdist.data.mixture_prepare import mixture_card, prepare_sources, render_mixture
+
+    prepared = prepare_sources(config)
+    mixture = mixture_card(config, prepared)
+    if as_json:
+        cards = [{**p.card, "folder": str(p.folder), "cache_hit": p.cache_hit} for p in prepared]
+        print(json.dumps({"sources": cards, "mixture": mixture}, indent=1))
+        return 0
+    for p in prepared:
+        print(render_card(p.card, p.folder, p.cache_hit))
+    print(render_mixture(mixture))
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from ftdist.config.base import Section
 
@@ -75,6 +75,17 @@ class CodeOptions(Section):
     """The prompt (not trained on); the function's source follows it."""
 
 
+class SourceConfig(Section):
+    """One entry of `data.sources`: a data set, the recipe that reads it, and its share of the training rows."""
+
+    path: str
+    """A file, a folder, `builtin:NAME` or a hub id, as `data.path`."""
+    recipe: Recipe | None = None
+    """How its records become examples (as `data.recipe`); default: `data.recipe`."""
+    weight: PositiveFloat = 1.0
+    """Its share of the training rows, relative to the other sources' weights (0.8 and 0.2: 80% and 20%)."""
+
+
 class DataConfig(Section):
     """Training data. Paths are relative to the working directory; `builtin:NAME` names a file shipped in ftdist."""
 
@@ -107,6 +118,15 @@ class DataConfig(Section):
     """Put several examples into one sequence (attention stays within each example); off pads each alone."""
     add_eos: bool = True
     """End every response (and every document) with the tokenizer's EOS token, if it has one."""
+    sources: list[SourceConfig] | None = None
+    """Several data sets mixed by weight, instead of `data.path`: `[{path, recipe, weight}, ...]`. Each is
+    prepared into its own cache; training interleaves their rows in exact proportion to the weights (a source
+    that runs out starts over in a new shuffled order). The other `data:` settings apply to every source."""
+    pack_window: int = Field(default=2048, ge=2)
+    """Examples packed together at a time: memory stays bounded whatever the corpus size; each window can
+    leave one part-filled row (the card shows the padding this costs)."""
+    workers: PositiveInt | None = None
+    """Tokenizer processes for `ftdist prepare`; default: the CPUs this process may use (as for threads)."""
     cache_dir: str = ".ftdist_cache/data"
     """Where `ftdist prepare` keeps tokenized, packed data, keyed by a fingerprint of data, tokenizer and settings."""
 
@@ -154,6 +174,25 @@ class DataConfig(Section):
         for key, template, field in checks:
             if field not in template:
                 raise ValueError(f"{key} must contain {field}, where the record's value goes; got {template!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> DataConfig:
+        if self.sources is None:
+            return self
+        if not self.sources:
+            raise ValueError("data.sources is empty; list at least one {path, recipe, weight}, or remove it")
+        if "path" in self.model_fields_set:
+            raise ValueError(
+                "data.path and data.sources are both set; keep one: data.sources for several weighted sets, "
+                "or data.path for one"
+            )
+        for number, source in enumerate(self.sources):
+            if (source.recipe or self.recipe) == "stream":
+                raise ValueError(
+                    f"data.sources[{number}] uses recipe stream, which cannot be mixed (it samples raw text at run "
+                    "time); give it a prepared recipe such as recipe: text"
+                )
         return self
 
     def column(self, field: str) -> str:

@@ -25,6 +25,9 @@ NOT_PATHS = ("char", "gguf")  # model.tokenizer values that name no file
 def file_problems(config) -> list[str]:
     """One sentence per missing or unreadable file (or malformed Hub id) the config names; [] when all is well."""
     problems = [_data_file(config, "data.path", config.data.path, "your training data")]
+    if config.data.sources:  # then data.path is not read
+        sources = enumerate(config.data.sources)
+        problems = [_data_file(config, f"data.sources.{i}.path", s.path, "a training data source") for i, s in sources]
     model = config.model
     if model.path is not None:
         problems.append(_model_source(config, "model.path", model.path))

@@ -7,7 +7,8 @@ key (`position_ids`) is passed to the model.
 
 `stream` reads its text file directly. Every other recipe goes through `ftdist.data.prepare`: rank 0
 tokenizes and packs once into the cache (or finds it there), the other ranks wait at a barrier and then
-read the same cache, so no rank ever redoes the work.
+memory-map the same shards, so no rank ever redoes the work or copies the corpus. `data.sources` prepares
+each source so, and mixes their rows by weight (`ftdist.data.mixture`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
+from ftdist.data.mixture import MixtureData
 from ftdist.data.prepared import PreparedData
 from ftdist.data.sources import read_text
 from ftdist.data.stream import TokenStreamData
@@ -24,7 +26,7 @@ from ftdist.distributed.env import DistEnv
 from ftdist.errors import DataError
 from ftdist.models import build_tokenizer
 
-__all__ = ["PreparedData", "TokenStreamData", "build_data"]
+__all__ = ["MixtureData", "PreparedData", "TokenStreamData", "build_data"]
 
 
 def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, TokenStreamData | PreparedData]:
@@ -48,19 +50,24 @@ def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase
     return tokenizer, data
 
 
-def _prepared(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, PreparedData]:
+def _prepare_all(config: RunConfig, build: bool = True) -> list:
+    """The prepared folder of `data.path`, or one per entry of `data.sources`."""
+    from ftdist.data.mixture_prepare import prepare_sources
     from ftdist.data.prepare import prepare
 
+    return prepare_sources(config, build) if config.data.sources else [prepare(config, build)]
+
+
+def _prepared(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, PreparedData]:
     # Rank 0 tokenizes and packs into the cache (or finds it there); the others wait for it, then read it.
-    prepared = on_rank0(lambda: prepare(config), "preparing the data", DataError)
+    prepared = on_rank0(lambda: _prepare_all(config), "preparing the data", DataError)
     if prepared is None:
-        prepared = prepare(config, build=False)
-    data = PreparedData(
-        prepared.splits,
-        config.train.micro_batch_size,
-        config.seed,
-        rank=env.rank,
-        world_size=env.world_size,
-        source=f"data.path={config.data.path}",
-    )
-    return prepared.tokenizer, data
+        prepared = _prepare_all(config, build=False)
+    batch, seed, rank, world = config.train.micro_batch_size, config.seed, env.rank, env.world_size
+    if config.data.sources:
+        trains, vals = [p.splits["train"] for p in prepared], [p.splits["val"] for p in prepared]
+        weights = [source.weight for source in config.data.sources]
+        names = [f"data.sources.{i} ({s.path})" for i, s in enumerate(config.data.sources)]
+        return prepared[0].tokenizer, MixtureData(trains, vals, weights, batch, seed, rank, world, names)
+    data = PreparedData(prepared[0].splits, batch, seed, rank, world, source=f"data.path={config.data.path}")
+    return prepared[0].tokenizer, data

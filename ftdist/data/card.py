@@ -14,50 +14,88 @@ from ftdist.data.tokenize import IGNORE
 MASK_OPEN, MASK_CLOSE = "⟦", "⟧"
 
 
-def build_card(config, tokenizer, tokenized, skipped: Counter, splits: dict, train_index, seconds: float) -> dict:
-    """Numbers per split, counts of what was cut, dropped or skipped, and three marked-up samples."""
-    card = {
-        "recipe": config.data.recipe,
-        "path": config.data.path,
-        "tokenizer": config.model.tokenizer_source,
-        "seq_len": config.data.seq_len,
-        "packing": config.data.packing,
-        "truncation": config.data.truncation,
-        "truncated": tokenized.truncated,
-        "dropped": dict(tokenized.dropped),
-        "skipped": dict(skipped),
-        "seconds": round(seconds, 3),
-        "splits": {},
-    }
-    lengths = np.array([len(ids) - 1 for ids, _ in tokenized.examples])
-    for name, arrays in splits.items():
-        labels = arrays["labels"]
-        rows, width = labels.shape
-        real = _real_tokens(arrays)
-        card["splits"][name] = {
-            "sequences": rows,
-            "tokens": real,
-            "padding_share": round(1 - real / max(1, rows * width), 4),
-            "label_token_share": round(int((labels != IGNORE).sum()) / max(1, real), 4),
+class CardBuilder:
+    """The card's numbers, added window by window as the rows are written (nothing is kept but counts)."""
+
+    def __init__(self, config, tokenizer, workers: int) -> None:
+        self.config, self.tokenizer, self.workers = config, tokenizer, workers
+        self.examples = self.tokens = self.truncated = self.windows = 0
+        self.dropped: Counter = Counter()
+        self.splits = {
+            name: dict.fromkeys(("examples", "sequences", "tokens", "labels"), 0) for name in ("train", "val")
         }
-    card["splits"]["train"]["examples"] = len(train_index)
-    card["splits"]["val"]["examples"] = len(tokenized.examples) - len(train_index)
-    card["examples"] = len(tokenized.examples)
-    card["tokens"] = int(lengths.sum() + len(lengths))
-    card["samples"] = [marked(tokenizer, *tokenized.examples[i]) for i in list(train_index[:3])]
-    return card
+        self.samples: list[str] = []
+
+    def add_examples(self, examples: list[tuple[np.ndarray, np.ndarray]], train_index: np.ndarray) -> None:
+        self.windows += 1
+        self.examples += len(examples)
+        self.tokens += sum(len(ids) for ids, _ in examples)
+        self.splits["train"]["examples"] += len(train_index)
+        self.splits["val"]["examples"] += len(examples) - len(train_index)
+        for i in train_index[: 3 - len(self.samples)]:
+            self.samples.append(marked(self.tokenizer, *examples[i]))
+
+    def add_rows(self, split: str, arrays: dict[str, np.ndarray]) -> None:
+        numbers = self.splits[split]
+        numbers["sequences"] += len(arrays["labels"])
+        numbers["tokens"] += real_tokens(arrays)
+        numbers["labels"] += int((arrays["labels"] != IGNORE).sum())
+
+    def finish(self, skipped: Counter, shards: dict[str, int], seconds: float) -> dict:
+        data = self.config.data
+        card = {
+            "recipe": data.recipe,
+            "path": data.path,
+            "tokenizer": self.config.model.tokenizer_source,
+            "seq_len": data.seq_len,
+            "packing": data.packing,
+            "truncation": data.truncation,
+            "truncated": self.truncated,
+            "dropped": dict(self.dropped),
+            "skipped": dict(skipped),
+            "seconds": round(seconds, 3),
+            "workers": self.workers,
+            "tokens_per_second": round(self.tokens / max(seconds, 1e-9)),
+            "shards": shards,
+            "splits": {},
+        }
+        rows = 0
+        for name, numbers in self.splits.items():
+            rows += numbers["sequences"]
+            card["splits"][name] = {
+                "examples": numbers["examples"],
+                "sequences": numbers["sequences"],
+                "tokens": numbers["tokens"],
+                "padding_share": round(1 - numbers["tokens"] / max(1, numbers["sequences"] * data.seq_len), 4),
+                "label_token_share": round(numbers["labels"] / max(1, numbers["tokens"]), 4),
+            }
+        real = sum(numbers["tokens"] for numbers in self.splits.values())
+        # No packer can use fewer rows than the tokens fill; what windows cost is at most the difference.
+        fewest = sum(-(-numbers["tokens"] // data.seq_len) for numbers in self.splits.values())
+        card["pack_window"] = {
+            "examples": data.pack_window,
+            "windows": self.windows,
+            "padding_share": round(1 - real / max(1, rows * data.seq_len), 4),
+            "padding_share_if_every_row_full": round(1 - real / max(1, fewest * data.seq_len), 4),
+        }
+        card["examples"] = self.examples
+        card["tokens"] = self.tokens
+        card["samples"] = self.samples
+        return card
 
 
-def _real_tokens(arrays: dict) -> int:
-    """Positions that belong to an example: everything before the trailing padding block of each row."""
+def real_tokens(arrays: dict) -> int:
+    """Positions that belong to an example: everything before the trailing padding block of each row.
+
+    The last block of a row (from its last position 0) is padding when none of its labels count: a real
+    example always has a trained token."""
     positions, labels = arrays["position_ids"], arrays["labels"]
-    total = 0
-    for row_positions, row_labels in zip(positions, labels, strict=True):
-        starts = np.flatnonzero(row_positions == 0)
-        last = starts[-1]
-        # The last block is padding when none of its labels count (a real example always has a trained token).
-        total += last if last > 0 and (row_labels[last:] == IGNORE).all() else len(row_positions)
-    return int(total)
+    width = positions.shape[1]
+    last_start = width - 1 - np.argmax((positions == 0)[:, ::-1], axis=1)  # (N,)
+    trained = labels != IGNORE
+    last_trained = np.where(trained.any(axis=1), width - 1 - np.argmax(trained[:, ::-1], axis=1), -1)  # (N,)
+    padded = (last_start > 0) & (last_trained < last_start)
+    return int(np.where(padded, last_start, width).sum())
 
 
 def marked(tokenizer, ids: np.ndarray, labels: np.ndarray) -> str:
@@ -90,6 +128,13 @@ def render_card(card: dict, folder, cache_hit: bool) -> str:
     ]
     for reason, count in {**card["dropped"], **card["skipped"]}.items():
         lines.append(f"  left out: {count:,} x {reason}")
+    window = card.get("pack_window")
+    if window and card["packing"]:
+        lines.append(
+            f"  packed in {window['windows']:,} window(s) of {window['examples']:,} examples: padding "
+            f"{100 * window['padding_share']:.1f}% (every row full: "
+            f"{100 * window['padding_share_if_every_row_full']:.1f}%)"
+        )
     for name, split in card["splits"].items():
         lines.append(
             f"  {name:5s}: {split['examples']:,} examples, {split['sequences']:,} sequences, {split['tokens']:,} "

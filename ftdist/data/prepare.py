@@ -2,8 +2,11 @@
 
 The cache folder is `<data.cache_dir>/<recipe>-<fingerprint>`, where the fingerprint hashes the data files'
 bytes, the tokenizer's files and every `data:` setting that changes the result. A folder is written under a
-temporary name and renamed when complete, so a crash never leaves a half cache that looks whole. Arrays are
-safetensors (no pickle); the tokenizer is saved beside them, so training loads exactly the one that encoded.
+temporary name and renamed when complete, so a crash never leaves a half cache that looks whole. Rows are
+memory-mapped NumPy shards (`ftdist.data.shards`, no pickle), built in one streaming pass
+(`ftdist.data.build`); the tokenizer is saved beside them, so training loads exactly the one that encoded.
+A cache of an older layout has another fingerprint (the format version is part of it), so it is simply not
+found and the data is prepared again.
 """
 
 from __future__ import annotations
@@ -11,24 +14,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from safetensors.numpy import load_file, save_file
-
 from ftdist.config import RunConfig
-from ftdist.data.card import build_card
-from ftdist.data.packing import pack
-from ftdist.data.recipes import Example, Skipped, load_recipe
+from ftdist.data.recipes import load_recipe
+from ftdist.data.shards import ShardedSplit, open_split
 from ftdist.data.sources import BUILTIN_PREFIX, resolve_data_path
-from ftdist.data.tokenize import Tokenized, tokenize_documents, tokenize_segments
+from ftdist.data.tokenize import Tokenized
 from ftdist.errors import DataError
-from ftdist.staging import staged_folder
 
-FORMAT_VERSION = 1  # bump when the cached layout or the tokenization rules change
+FORMAT_VERSION = 2  # bump when the cached layout or the tokenization rules change (2: memory-mapped shards)
 TOKENIZER_FILES = ("tokenizer", "vocab", "merges", "special_tokens", "chat_template", "spiece", "added_tokens")
 
 
@@ -36,7 +33,7 @@ TOKENIZER_FILES = ("tokenizer", "vocab", "merges", "special_tokens", "chat_templ
 class Prepared:
     folder: Path
     card: dict
-    splits: dict[str, dict[str, np.ndarray]]  # split -> input_ids / labels / position_ids, (N, seq_len) int32
+    splits: dict[str, ShardedSplit]  # split -> input_ids / labels / position_ids, (N, seq_len) int32, mapped
     tokenizer: object
     cache_hit: bool
 
@@ -44,11 +41,13 @@ class Prepared:
 def fingerprint(config: RunConfig) -> str:
     """A hash of the data bytes, the tokenizer files and the settings that shape the prepared arrays."""
     digest = hashlib.sha256(f"ftdist-data-v{FORMAT_VERSION}".encode())
-    settings = config.data.model_dump(exclude={"cache_dir"})
+    settings = config.data.model_dump(exclude={"cache_dir", "workers"})
     digest.update(json.dumps([settings, config.seed, config.model.tokenizer_source], sort_keys=True).encode())
-    for path in _source_files(config.data.path):
-        digest.update(str(path.name).encode())
-        digest.update(_file_hash(path))
+    specs = [source.path for source in config.data.sources] if config.data.sources else [config.data.path]
+    for spec in specs:
+        for path in _source_files(spec):
+            digest.update(str(path.name).encode())
+            digest.update(_file_hash(path))
     source = config.model.tokenizer_source
     if source != "char" and Path(source).expanduser().is_dir():
         for path in sorted(Path(source).expanduser().iterdir()):
@@ -61,8 +60,10 @@ def cache_folder(config: RunConfig) -> Path:
     return Path(config.data.cache_dir).expanduser() / f"{config.data.recipe}-{fingerprint(config)}"
 
 
-def prepare(config: RunConfig, build: bool = True) -> Prepared:
-    """Load the cached arrays for `config`, building them first if they are missing (and `build` is set)."""
+def prepare(config: RunConfig, build: bool = True, tokenizer=None) -> Prepared:
+    """Open the cached shards for `config`, building them first if they are missing (and `build` is set).
+
+    `tokenizer`: one to use instead of the model's (the mixture's shared char vocabulary)."""
     folder = cache_folder(config)
     if (folder / "card.json").exists():
         return _load(folder, cache_hit=True)
@@ -71,87 +72,34 @@ def prepare(config: RunConfig, build: bool = True) -> Prepared:
             f"the prepared data {folder} is missing; rank 0 should have written it. Run `ftdist prepare` first, "
             "or make data.cache_dir a folder every rank can see"
         )
-    started = time.perf_counter()
-    tokenizer, tokenized, skipped = _tokenize(config)
-    if len(tokenized.examples) < 2:
-        raise DataError(_too_few_message(config, tokenized))
-    train, val = _split(len(tokenized.examples), config.data.val_fraction, config.seed)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    splits = {
-        name: pack([tokenized.examples[i] for i in index], config.data.seq_len, pad_id, config.data.packing)
-        for name, index in (("train", train), ("val", val))
-    }
-    card = build_card(config, tokenizer, tokenized, skipped, splits, train, time.perf_counter() - started)
-    _save(folder, splits, tokenizer, card)
-    return Prepared(folder, card, splits, tokenizer, cache_hit=False)
+    from ftdist.data.build import build as build_folder
+
+    build_folder(config, folder, FORMAT_VERSION, tokenizer)
+    return _load(folder, cache_hit=False)
 
 
 def _tokenize(config: RunConfig) -> tuple[object, Tokenized, Counter]:
-    from ftdist.models import build_tokenizer
+    """(tokenizer, every tokenized example, skipped counts) in memory, without the cache: for inspecting a
+    recipe on a small set (the tests), not for preparing a corpus."""
+    from ftdist.data.build import _examples, _tokenized, _tokenizer
+    from ftdist.data.card import CardBuilder
 
     recipe = load_recipe(config.data.recipe)
     kind = recipe.kind(config.data) if hasattr(recipe, "kind") else recipe.KIND
-    char = config.model.tokenizer_source == "char"
-    tokenizer = None if char else build_tokenizer(config)
-    examples: list[Example] = []
     skipped: Counter = Counter()
-    for item in recipe.examples(config.data, tokenizer):
-        if isinstance(item, Skipped):
-            skipped[item.reason] += 1
-        else:
-            examples.append(item)
-    if not examples:
+    tokenizer = _tokenizer(config, recipe)
+    card = CardBuilder(config, tokenizer, 1)
+    examples = list(_tokenized(_examples(recipe, config, tokenizer, skipped), tokenizer, config, kind, 1, card))
+    if not examples and not card.dropped:
         reasons = "; ".join(f"{count} {reason}" for reason, count in skipped.items()) or "no records"
         raise DataError(f"data.path={config.data.path}: recipe {config.data.recipe} found no examples ({reasons})")
-    if char:  # the character vocabulary is every character the examples (and the card's markers) use
-        text = "".join(segment for example in examples for segment, _ in example.segments)
-        tokenizer = build_tokenizer(config, text)
-    tokenize = tokenize_documents if kind == "documents" else tokenize_segments
-    return tokenizer, tokenize(examples, tokenizer, config.data), skipped
-
-
-def _too_few_message(config: RunConfig, tokenized: Tokenized) -> str:
-    """Why fewer than 2 examples are left: drops are counted with their reason and the setting that caused them."""
-    left = len(tokenized.examples)
-    dropped = sum(tokenized.dropped.values())
-    message = f"data.path={config.data.path}: only {left} example(s) left after tokenization"
-    if dropped:
-        reasons = "; ".join(f"{count} {reason}" for reason, count in tokenized.dropped.items())
-        return (
-            f"{message}: {dropped} of {left + dropped} example(s) were dropped under data.truncation: "
-            f"{config.data.truncation} ({reasons}). A train and a val split need at least 2. Raise data.seq_len, "
-            "or set data.truncation=truncate to cut long examples instead of dropping them"
-        )
-    return f"{message}; a train and a val split need at least 2. Add data, or lower data.seq_len for the text recipe"
-
-
-def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded shuffle of example indices, cut into (train, val); both keep at least one example."""
-    order = np.random.default_rng(seed).permutation(count)
-    n_val = min(count - 1, max(1, round(count * fraction)))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def _save(folder: Path, splits: dict, tokenizer, card: dict) -> None:
-    intact = "The data files themselves are untouched; nothing was cached"
-    # The folder's name is the fingerprint of its content: a copy another process published first wins.
-    with staged_folder(folder, intact=intact, replace=False) as staging:
-        save_file(
-            {f"{split}.{key}": array for split, arrays in splits.items() for key, array in arrays.items()},
-            str(staging / "data.safetensors"),
-        )
-        tokenizer.save_pretrained(staging / "tokenizer")
-        (staging / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    return tokenizer, Tokenized(examples, card.truncated, card.dropped), skipped
 
 
 def _load(folder: Path, cache_hit: bool) -> Prepared:
     from transformers import AutoTokenizer
 
-    arrays = load_file(str(folder / "data.safetensors"))
-    splits: dict[str, dict[str, np.ndarray]] = {}
-    for key, array in arrays.items():
-        split, name = key.split(".", 1)
-        splits.setdefault(split, {})[name] = array
+    splits = {name: open_split(folder, name) for name in ("train", "val")}
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     card = json.loads((folder / "card.json").read_text())
     return Prepared(folder, card, splits, tokenizer, cache_hit)

@@ -1,5 +1,6 @@
 """The batch source for prepared (tokenized, packed) data: epochs over seeded permutations, sharded by rank.
 
+The rows are memory-mapped shards (`ftdist.data.shards`): each rank reads only the rows it draws.
 The order of epoch e is `permutation(seed, e)`, so the position is just (epoch, cursor): saving those two
 numbers makes resume replay exactly the batches an uninterrupted run would have seen. Every step takes one
 *global* batch of `micro_batch_size * world_size` rows and rank r keeps its slice r, so a 2-rank run sees the
@@ -17,6 +18,14 @@ import torch
 from ftdist.errors import DataError
 
 Batch = dict[str, torch.Tensor]
+
+
+def rows_batch(arrays, index: np.ndarray) -> Batch:
+    """Rows `index` of a split as int64 tensors; memory-mapped shards are gathered once for all keys."""
+    if hasattr(arrays, "gather"):
+        rows = arrays.gather(index).astype(np.int64)  # (B, keys, T)
+        return {key: torch.from_numpy(rows[:, k]) for k, key in enumerate(arrays.keys())}
+    return {key: torch.from_numpy(arrays[key][index].astype(np.int64)) for key in arrays}
 
 
 class PreparedData:
@@ -74,8 +83,7 @@ class PreparedData:
         return self._order
 
     def _rows(self, split: str, index: np.ndarray) -> Batch:
-        arrays = self.splits[split]
-        return {key: torch.from_numpy(arrays[key][index].astype(np.int64)) for key in arrays}
+        return rows_batch(self.splits[split], index)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "cursor": self.cursor}

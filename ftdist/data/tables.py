@@ -7,6 +7,7 @@ the columns that *are* present when a mapped one is missing, and a clear message
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -20,18 +21,34 @@ FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parque
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
+class Rows:
+    """A table's rows as dicts, read from `datasets`' memory-mapped Arrow table a batch at a time, so that a
+    large file is never a list of Python dicts (`Dataset.to_list()` costs about 100 bytes of RAM per byte)."""
+
+    def __init__(self, dataset, batch: int = 1000) -> None:
+        self.dataset, self.batch = dataset, batch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[dict]:
+        for columns in self.dataset.iter(batch_size=self.batch):
+            names = list(columns)
+            yield from (dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True))
+
+
 @dataclass
 class Table:
     """The rows of one file, as dicts, with a way to name row `i` in an error message."""
 
     name: str
-    rows: list[dict]
+    rows: Rows | list[dict]
     columns: list[str]
-    lines: list[int] | None = field(default=None, repr=False)  # JSONL: the file line of each row
+    jsonl: Path | None = field(default=None, repr=False)  # JSONL: the file, whose line numbers name rows
 
     def where(self, index: int) -> str:
-        if self.lines is not None:
-            return f"{self.name} line {self.lines[index]}"
+        if self.jsonl is not None:  # counted only when an error needs it
+            return f"{self.name} line {_jsonl_line(self.jsonl, index)}"
         return f"{self.name} row {index + 1}"
 
     def require(self, key: str, column: str) -> None:
@@ -84,8 +101,8 @@ def load_file(path: Path) -> Table:
         raise DataError(f"{path}: could not be read as {fmt}: {_root_cause(error)}") from None
     if len(dataset) == 0:
         raise DataError(f"{path} has no rows; add data to it or remove it from data.path")
-    lines = _jsonl_lines(path) if fmt == "json" and path.suffix.lower() == ".jsonl" else None
-    return Table(str(path), dataset.to_list(), list(dataset.column_names), lines)
+    jsonl = path if fmt == "json" and path.suffix.lower() == ".jsonl" else None
+    return Table(str(path), Rows(dataset), list(dataset.column_names), jsonl)
 
 
 def _load_hub(spec: str) -> Table:
@@ -95,7 +112,7 @@ def _load_hub(spec: str) -> Table:
         dataset = datasets.load_dataset(spec, split="train")
     except Exception as error:
         raise DataError(f"data.path={spec}: could not load this hub dataset ({_root_cause(error)})") from None
-    return Table(spec, dataset.to_list(), list(dataset.column_names))
+    return Table(spec, Rows(dataset), list(dataset.column_names))
 
 
 def _has_content(path: Path) -> bool:
@@ -120,9 +137,11 @@ def _check_jsonl(path: Path) -> None:
                 raise DataError(f"{path} line {number}: expected a JSON object, got {type(value).__name__}")
 
 
-def _jsonl_lines(path: Path) -> list[int]:
+def _jsonl_line(path: Path, index: int) -> int:
+    """The file line of row `index` (0-based) of a JSONL file: rows are its non-blank lines."""
     with open(path, encoding="utf-8") as handle:
-        return [number for number, line in enumerate(handle, 1) if line.strip()]
+        rows = (number for number, line in enumerate(handle, 1) if line.strip())
+        return next(itertools.islice(rows, index, None), index + 1)
 
 
 def _root_cause(error: BaseException) -> str:

@@ -1,8 +1,9 @@
 """Examples (text segments) -> token ids and labels, in HF's unshifted convention: labels[i] = ids[i] where
 token i is trained, else -100. The packer shifts each example by one to make the aligned targets.
 
-All segment texts are encoded in one batched call per 20k segments, so a fast tokenizer runs in Rust over
-many threads; the Python side only concatenates lists.
+The functions here work on one batch of examples; `ftdist.data.workers` runs them over many batches in worker
+processes, and `DocumentChunker` carries a document stream across batches, so nothing needs the whole corpus.
+A batch's segment texts are encoded in batched calls to the Rust backend; the Python side only concatenates.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ class Tokenized:
     """Tokenized examples plus what was cut or dropped on the way (reported in the data card)."""
 
     examples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids, labels), int32
-    origins: list[str] = field(default_factory=list)
     truncated: int = 0
     dropped: Counter = field(default_factory=Counter)
 
@@ -81,8 +81,64 @@ def tokenize_segments(examples: list[Example], tokenizer, config: DataConfig) ->
             ids, labels = ids[:limit], labels[:limit]
             out.truncated += 1
         out.examples.append((np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=np.int32)))
-        out.origins.append(example.origin)
     return out
+
+
+def encode_documents(examples: list[Example], tokenizer, config: DataConfig) -> np.ndarray:
+    """The documents' tokens joined into one int32 stream, EOS after each one that ends a document.
+
+    A recipe may hand a long document over in pieces cut after a line end (`Example.eos=False` on all but the
+    last), so that no piece holds a whole large file in memory and the pieces tokenize in parallel."""
+    eos = tokenizer.eos_token_id if config.add_eos else None
+    pieces = encode(tokenizer, [segment for example in examples for segment, _ in example.segments])
+    ends = [example.eos for example in examples for _ in example.segments]
+    parts = [
+        np.asarray([*piece, eos] if eos is not None and ended else piece, dtype=np.int32)
+        for piece, ended in zip(pieces, ends, strict=True)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, np.int32)
+
+
+class DocumentChunker:
+    """Cut a token stream, fed in parts, into chunks of seq_len + 1 tokens (see `tokenize_documents`).
+
+    Only the tokens the next chunk still needs are kept between parts, so memory does not grow with the stream."""
+
+    def __init__(self, config: DataConfig) -> None:
+        self.config = config
+        self.length, self.overlap = config.seq_len + 1, config.chunk_overlap
+        self.stride = config.seq_len - self.overlap
+        self.buffer = np.empty(0, np.int32)
+        self.offset = 0  # stream position of buffer[0]
+        self.chunk = 0
+
+    def feed(self, tokens: np.ndarray) -> Tokenized:
+        """Chunks that lie wholly inside the stream so far and are not its last."""
+        self.buffer = np.concatenate([self.buffer, tokens])
+        out = Tokenized()
+        while len(self.buffer) > self.length:  # more tokens follow this chunk, so it is not the last
+            self._emit(out)
+            self.buffer, self.offset = self.buffer[self.stride :], self.offset + self.stride
+        return out
+
+    def finish(self) -> Tokenized:
+        """The last chunk (shorter than seq_len + 1 when the stream ends inside it)."""
+        if self.offset + len(self.buffer) < 2:
+            raise DataError(
+                f"data.path={self.config.path}: the documents hold {self.offset + len(self.buffer)} token(s); add text"
+            )
+        out = Tokenized()
+        self._emit(out)
+        return out
+
+    def _emit(self, out: Tokenized) -> None:
+        ids = self.buffer[: self.length].copy()
+        labels = ids.copy()
+        if self.chunk > 0 and self.overlap:
+            labels[1 : self.overlap + 1] = IGNORE  # trained in the previous chunk already
+        if len(ids) >= 2 and (labels[1:] != IGNORE).any():
+            out.examples.append((ids, labels))
+        self.chunk += 1
 
 
 def tokenize_documents(examples: list[Example], tokenizer, config: DataConfig) -> Tokenized:
@@ -91,26 +147,8 @@ def tokenize_documents(examples: list[Example], tokenizer, config: DataConfig) -
     Chunk k starts at k * (seq_len - overlap): consecutive chunks share `overlap` tokens (plus the one token
     every next-token split shares), and the shared tokens are trained only in the chunk where they first appear.
     """
-    eos = tokenizer.eos_token_id if config.add_eos else None
-    pieces = encode(tokenizer, [segment for example in examples for segment, _ in example.segments])
-    stream = np.fromiter(
-        (token for piece in pieces for token in ([*piece, eos] if eos is not None else piece)), dtype=np.int32
-    )
-    if len(stream) < 2:
-        raise DataError(f"data.path={config.path}: the documents hold {len(stream)} token(s); add text")
-    length, overlap = config.seq_len + 1, config.chunk_overlap
-    stride = config.seq_len - overlap
-    out = Tokenized()
-    start, chunk = 0, 0
-    while True:
-        ids = stream[start : start + length]
-        labels = ids.copy()
-        if chunk > 0 and overlap:
-            labels[1 : overlap + 1] = IGNORE  # trained in the previous chunk already
-        if len(ids) >= 2 and (labels[1:] != IGNORE).any():
-            out.examples.append((ids, labels))
-            out.origins.append(f"{config.path} tokens {start}-{start + len(ids)}")
-        if start + length >= len(stream):
-            break
-        start, chunk = start + stride, chunk + 1
+    chunker = DocumentChunker(config)
+    out = chunker.feed(encode_documents(examples, tokenizer, config))
+    last = chunker.finish()
+    out.examples += last.examples
     return out

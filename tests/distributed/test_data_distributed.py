@@ -17,15 +17,15 @@ pytestmark = pytest.mark.distributed
 WORKER = textwrap.dedent(
     """
     import json, sys, torch
-    import ftdist.data.prepare as prep
+    import ftdist.data.build as prep
     from ftdist.config import load_config
     from ftdist.data import build_data
     from ftdist.distributed.env import detect_env
     from ftdist.distributed.process_group import init_distributed, shutdown_distributed
 
     calls = []
-    original = prep._tokenize
-    prep._tokenize = lambda config: calls.append(1) or original(config)
+    original = prep.build
+    prep.build = lambda *args: calls.append(1) or original(*args)
     cfg = load_config(json.loads(sys.argv[1]))
     env = detect_env()
     init_distributed(env, torch.device("cpu"))

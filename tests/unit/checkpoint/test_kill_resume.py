@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import REPO, run_cli, tiny_gpt_config
+from conftest import run_cli, tiny_gpt_config, train_then_sigkill
 from ftdist.training.tracking import read_metrics
 
 STEPS = ["train.max_steps=120", "checkpoint.every=20", "train.eval_every=40", "train.log_every=5"]
@@ -30,21 +24,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert reference.returncode == 0, reference.stderr
 
     killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ftdist", "train", str(config_path), f"output_dir={killed_dir}", *STEPS],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    latest = killed_dir / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() != "step-20"):
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    assert not (killed_dir / "final").exists(), "the run finished before it could be killed"
+    train_then_sigkill([str(config_path), f"output_dir={killed_dir}", *STEPS], killed_dir, past="step-20")
 
     resumed = run_cli("train", str(config_path), f"output_dir={killed_dir}", *STEPS)
     assert resumed.returncode == 0, resumed.stderr

@@ -16,7 +16,7 @@ from ftdist.data.prepared import PreparedData
 def test_prepare_caches_and_second_call_hits(tmp_path, capsys):
     cfg = config(tmp_path, recipe="qa", path="builtin:chatterbot_qa.jsonl", seq_len=256, truncation="drop")
     first = prepare(cfg)
-    assert not first.cache_hit and (first.folder / "data.safetensors").exists()
+    assert not first.cache_hit and (first.folder / "index.json").exists()
     second = prepare(cfg)
     assert second.cache_hit and second.folder == first.folder
     for split in ("train", "val"):
