@@ -34,7 +34,8 @@ from ftdist.eval.hook import RunEval
 from ftdist.finite import FiniteWatch, nonfinite_error, weights_finite
 from ftdist.loss import batch_mean_losses, count_label_tokens, token_loss_sum
 from ftdist.methods import method_class
-from ftdist.models import build_model, count_parameters, model_width
+from ftdist.models import count_parameters, model_width
+from ftdist.models.recipe import ModelRecipe
 from ftdist.optim import build_optimizer, build_scheduler
 from ftdist.planner.runtime import MemoryCheck, hardware_for_device
 from ftdist.preemption import PreemptionFlag
@@ -225,7 +226,7 @@ class Trainer:
     def setup_model(self) -> None:
         """The method's model, wrapped by the strategy, with its optimizer and schedule."""
         cfg = self.config
-        model = self.method.apply(build_model(cfg, self.tokenizer), cfg)
+        model = self.strategy.materialize(ModelRecipe.for_run(cfg, self.tokenizer, self.method, self.precision))
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
