@@ -1,14 +1,17 @@
 """How much host memory loading the model costs a job, by rank count: the summed RSS of every rank at once.
 
-    python benchmarks/model_load.py [--repo PATH] [--ranks 1 2 4] [--strategies fsdp zero3] [--out DIR]
+    python benchmarks/model_load.py [--phase load|step] [--repo PATH] [--ranks 1 2 4] [--strategies fsdp zero3]
 
-For each strategy (LoRA on FSDP2, LoRA on ZeRO-3; CPU, gloo) and rank count, `ftdist launch local --nproc N`
-trains one step of a Llama built from config and saved to disk (hidden 1024, 20 layers, vocab 32000: 0.32 B
-parameters, 1.19 GiB in fp32), then the same with a tiny Llama (hidden 64, 2 layers). The figure is the peak of
-the summed RSS of the launch's whole process tree (sampled every 20 ms), big minus tiny: what the model costs the
-job, in fp32 copies of it. `--repo` runs another checkout's ftdist (e.g. /work/main, for "before"), so the two
-can be compared side by side. A benchmark that prints figures, not a test: on a busy 2-core machine one row takes
-a minute or two.
+For each strategy (LoRA on FSDP2, LoRA on ZeRO-3; CPU, gloo) and rank count, N processes set up a trainer on a
+Llama built from config and saved to disk (hidden 1024, 20 layers, vocab 32000: 0.32 B parameters, 1.19 GiB in
+fp32), then the same with a tiny Llama (hidden 64, 2 layers). `--phase load` (the default) stops after setup:
+the model loaded and wrapped by the strategy, nothing computed (torchrun running this file's `--worker`);
+`--phase step` runs `ftdist launch local` for one training step and the export of final/ (what issue 22 first
+measured), which adds what one step of the model costs each rank (FSDP2 all-gathers the root and a layer on
+every rank). The figure is the peak of the summed RSS of the launch's whole process tree (sampled every 20 ms),
+big minus tiny: what the model costs the job, in fp32 copies of it. `--repo` runs another checkout's ftdist
+(e.g. /work/main, for "before"), so the two can be compared side by side. A benchmark that prints figures, not
+a test: on a busy 2-core machine one row takes a minute or two.
 """
 
 from __future__ import annotations
@@ -78,15 +81,31 @@ def peak_rss(command: list[str], cwd: Path, env: dict) -> int:
     return peak[0]
 
 
-def run(repo: Path, strategy: str, ranks: int, model: Path, out: Path) -> int:
-    command = [sys.executable, "-m", "ftdist", "launch", "local", "--nproc", str(ranks), CONFIG, *RUN]
+def run(repo: Path, phase: str, strategy: str, ranks: int, model: Path, out: Path) -> int:
+    if phase == "step":
+        command = [sys.executable, "-m", "ftdist", "launch", "local", "--nproc", str(ranks), CONFIG, *RUN]
+    else:
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
+        command = [*torchrun, str(Path(__file__).resolve()), "--worker", CONFIG, *RUN]
     command += [*STRATEGIES[strategy], f"model.path={model}", "model.tokenizer=char", f"output_dir={out}"]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     return peak_rss(command, repo, env)
 
 
+def worker(config: str, overrides: list[str]) -> None:
+    """One rank of `--phase load`: the trainer's setup (data, model materialised and wrapped), then close."""
+    from ftdist.trainer import Trainer
+
+    trainer = Trainer(config, overrides)
+    trainer.setup()
+    trainer.close()
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--worker"]:
+        return worker(sys.argv[2], sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=["load", "step"], default="load")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
@@ -96,11 +115,12 @@ def main() -> None:
     big, params = save_model(work / "big", BIG)
     tiny, _ = save_model(work / "tiny", TINY)
     copy = 4 * params
-    print(f"repo {args.repo}; model {params / 1e9:.2f} B parameters, {copy / GiB:.2f} GiB in fp32")
+    print(f"repo {args.repo}; phase {args.phase}; model {params / 1e9:.2f} B parameters, {copy / GiB:.2f} GiB fp32")
     print("strategy  ranks  big GiB  tiny GiB  model GiB  fp32 copies")
     for strategy in args.strategies:
         for ranks in args.ranks:
-            peaks = [run(args.repo, strategy, ranks, m, work / f"run-{strategy}-{ranks}-{m.name}") for m in (big, tiny)]
+            runs = [work / f"run-{args.phase}-{strategy}-{ranks}-{m.name}" for m in (big, tiny)]
+            peaks = [run(args.repo, args.phase, strategy, ranks, m, out) for m, out in zip((big, tiny), runs)]
             model = peaks[0] - peaks[1]
             row = (strategy, ranks, peaks[0] / GiB, peaks[1] / GiB, model / GiB, model / copy)
             print("{:8}  {:5}  {:7.2f}  {:8.2f}  {:9.2f}  {:11.2f}".format(*row), flush=True)
