@@ -56,17 +56,21 @@ def save_model(folder: Path, shape: dict) -> tuple[Path, int]:
     return folder, sum(p.numel() for p in model.parameters())
 
 
-def peak_rss(command: list[str], cwd: Path, env: dict) -> int:
-    """Run `command`; the largest summed RSS of it and all its descendants, sampled every 20 ms."""
+def peak_rss(command: list[str], cwd: Path, env: dict) -> tuple[int, int]:
+    """Run `command`; (the sum of each process's own peak RSS, the peak of the summed RSS) over it and all its
+    descendants, sampled every 20 ms. The first is what a node must hold if every rank peaks at once (ranks that
+    load one after another can peak apart, which the second would hide); the figure the tables use."""
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    root, peak = psutil.Process(process.pid), [0]
+    root, peak, own = psutil.Process(process.pid), [0], {}
 
     def sample() -> None:
         while process.poll() is None:
             total = 0
             try:
                 for proc in [root, *root.children(recursive=True)]:
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
+                    own[proc.pid] = max(own.get(proc.pid, 0), rss)
+                    total += rss
             except psutil.Error:
                 pass
             peak[0] = max(peak[0], total)
@@ -78,10 +82,10 @@ def peak_rss(command: list[str], cwd: Path, env: dict) -> int:
     watcher.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr.decode()[-3000:]}")
-    return peak[0]
+    return sum(own.values()), peak[0]
 
 
-def run(repo: Path, phase: str, strategy: str, ranks: int, model: Path, out: Path) -> int:
+def run(repo: Path, phase: str, strategy: str, ranks: int, model: Path, out: Path) -> tuple[int, int]:
     if phase == "step":
         command = [sys.executable, "-m", "ftdist", "launch", "local", "--nproc", str(ranks), CONFIG, *RUN]
     else:
@@ -116,14 +120,20 @@ def main() -> None:
     tiny, _ = save_model(work / "tiny", TINY)
     copy = 4 * params
     print(f"repo {args.repo}; phase {args.phase}; model {params / 1e9:.2f} B parameters, {copy / GiB:.2f} GiB fp32")
-    print("strategy  ranks  big GiB  tiny GiB  model GiB  fp32 copies")
+    print("sum of peaks: each process's own peak RSS, summed; peak of sum: the largest summed RSS at one moment")
+    print("strategy  ranks  big GiB  tiny GiB  model GiB  fp32 copies  | peak of sum: model GiB  copies")
     for strategy in args.strategies:
         for ranks in args.ranks:
             runs = [work / f"run-{args.phase}-{strategy}-{ranks}-{m.name}" for m in (big, tiny)]
-            peaks = [run(args.repo, args.phase, strategy, ranks, m, out) for m, out in zip((big, tiny), runs)]
-            model = peaks[0] - peaks[1]
-            row = (strategy, ranks, peaks[0] / GiB, peaks[1] / GiB, model / GiB, model / copy)
-            print("{:8}  {:5}  {:7.2f}  {:8.2f}  {:9.2f}  {:11.2f}".format(*row), flush=True)
+            (big_own, big_sum), (tiny_own, tiny_sum) = [
+                run(args.repo, args.phase, strategy, ranks, m, out) for m, out in zip((big, tiny), runs)
+            ]
+            model, at_once = big_own - tiny_own, big_sum - tiny_sum
+            row = (strategy, ranks, big_own / GiB, tiny_own / GiB, model / GiB, model / copy, at_once / GiB)
+            print(
+                "{:8}  {:5}  {:7.2f}  {:8.2f}  {:9.2f}  {:11.2f}  | {:22.2f}  {:6.2f}".format(*row, at_once / copy),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
