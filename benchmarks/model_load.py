@@ -57,9 +57,9 @@ def save_model(folder: Path, shape: dict) -> tuple[Path, int]:
 
 
 def peak_rss(command: list[str], cwd: Path, env: dict) -> tuple[int, int]:
-    """Run `command`; (the sum of each process's own peak RSS, the peak of the summed RSS) over it and all its
-    descendants, sampled every 20 ms. The first is what a node must hold if every rank peaks at once (ranks that
-    load one after another can peak apart, which the second would hide); the figure the tables use."""
+    """Run `command`; (the sum of each process's own peak RSS, from the kernel's VmHWM, and the peak of the summed
+    RSS, sampled every 20 ms) over it and all its descendants. The first is what a node must hold if every rank
+    peaks at once (ranks that load one after another can peak apart, which the second would hide)."""
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root, peak, own = psutil.Process(process.pid), [0], {}
 
@@ -69,7 +69,7 @@ def peak_rss(command: list[str], cwd: Path, env: dict) -> tuple[int, int]:
             try:
                 for proc in [root, *root.children(recursive=True)]:
                     rss = proc.memory_info().rss
-                    own[proc.pid] = max(own.get(proc.pid, 0), rss)
+                    own[proc.pid] = max(own.get(proc.pid, 0), rss, _high_water(proc.pid))
                     total += rss
             except psutil.Error:
                 pass
@@ -83,6 +83,17 @@ def peak_rss(command: list[str], cwd: Path, env: dict) -> tuple[int, int]:
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr.decode()[-3000:]}")
     return sum(own.values()), peak[0]
+
+
+def _high_water(pid: int) -> int:
+    """The kernel's own peak RSS of a process (VmHWM): exact between samples, which a busy machine spaces out."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def run(repo: Path, phase: str, strategy: str, ranks: int, model: Path, out: Path) -> tuple[int, int]:
