@@ -6,8 +6,9 @@ The order of wrapping is fixed and matters (torchtitan's order):
   3. `fully_shard` the root, which picks up what is left (embeddings, final norm, head).
 Mixed precision is FSDP's own policy (compute in bf16/fp16, sharded fp32 master weights, fp32 reduction),
 not autocast. Weights from files are read by rank 0 only (`materialize`): the other ranks shard a meta skeleton
-and receive their shards from rank 0 after step 3 (ftdist/strategies/materialize.py). Checkpoints are sharded DCP folders (`dcp/`): every rank writes its shards in parallel, and a
-checkpoint can be loaded on another world size; `read_full_state` turns one into a full state dict offline.
+and receive their shards from rank 0 after step 3 (ftdist/strategies/materialize.py). Checkpoints are sharded
+DCP folders (`dcp/`): every rank writes its shards in parallel, and a checkpoint can be loaded on another world
+size; `read_full_state` turns one into a full state dict offline.
 """
 
 from __future__ import annotations
