@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ftdist.checkpoint.checkpointer import Checkpointer
+from ftdist.checkpoint.folders.checkpointer import Checkpointer
 from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
 from ftdist.distributed.collectives import mean_over_ranks, on_rank0
@@ -28,7 +28,8 @@ from ftdist.distributed.shared_dir import check_shared_output_dir
 from ftdist.errors import FtdistError
 from ftdist.eval.hook import RunEval
 from ftdist.methods import method_class
-from ftdist.models import build_model, count_parameters, model_width
+from ftdist.models import count_parameters, model_width
+from ftdist.models.recipe import ModelRecipe
 from ftdist.models.saving import save_hf
 from ftdist.planner.runtime import MemoryCheck, hardware_for_device
 from ftdist.preflight import World, preflight, resolve_auto_strategy
@@ -217,7 +218,7 @@ class Trainer:
     def setup_model(self) -> None:
         """The method's model, wrapped by the strategy, with its optimizer and schedule."""
         cfg = self.config
-        model = self.method.apply(build_model(cfg, self.tokenizer), cfg)
+        model = self.strategy.materialize(ModelRecipe.for_run(cfg, self.tokenizer, self.method, self.precision))
         self.trainable, self.total_params = count_parameters(model)
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)

@@ -78,6 +78,12 @@ class Method:
         raise NotImplementedError
 
     @classmethod
+    def base_dtype(cls, precision) -> torch.dtype:
+        """The dtype the base loads in under `precision` (a Precision). fp32: every parameter trains,
+        and trained parameters keep fp32 masters whatever the compute dtype."""
+        return torch.float32
+
+    @classmethod
     def preflight(cls, config, world) -> list[str]:
         """Problems of running this method in `world` (ftdist.preflight.World), one sentence each with the fix."""
         return []

@@ -10,6 +10,7 @@ import importlib.util
 import warnings
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 from ftdist.errors import FtdistError
@@ -30,12 +31,24 @@ class LoraMethod(Method):
     state_filter = StateFilter(trainable_only=True)
 
     @classmethod
+    def base_dtype(cls, precision) -> torch.dtype:
+        """The frozen base in the compute dtype (bf16/fp16 where `precision` picked a 16-bit path, as peft users
+        load it): it never steps, so an fp32 copy would only double its memory. fp32 where precision is fp32."""
+        return precision.dtype
+
+    @classmethod
     def apply(cls, model: nn.Module, config) -> nn.Module:
         return add_adapters(model, config)
 
 
 class QLoraMethod(LoraMethod):
     """LoRA on a base that `ftdist.models.quantized` loaded in 4 (or 8) bits with bitsandbytes."""
+
+    @classmethod
+    def base_dtype(cls, precision) -> torch.dtype:
+        """fp32 for what is not quantized (embeddings, norms), as before: the 4-bit layers compute in
+        `method.quantization.compute_dtype`, and prepare_model_for_kbit_training upcasts the rest anyway."""
+        return torch.float32
 
     @classmethod
     def preflight(cls, config, world) -> list[str]:
@@ -75,9 +88,18 @@ def add_adapters(model: nn.Module, config) -> nn.Module:
         task_type="CAUSAL_LM",
     )
     with without_peft_deprecation_notice():
-        model = get_peft_model(model, lora_config)
+        model = get_peft_model(model, lora_config)  # autocast_adapter_dtype: 16-bit adapters are made fp32
+    _trainable_in_fp32(model)
     pin_4bit_layout(model)
     return model
+
+
+def _trainable_in_fp32(model: nn.Module) -> None:
+    """fp32 masters for everything that trains on a 16-bit base: peft makes its adapters fp32, but copies of base
+    modules (`modules_to_save`) keep the base's dtype, and an optimizer stepping bf16 weights loses small updates."""
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.is_floating_point() and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
 
 
 def resolve_targets(model: nn.Module, requested: list[str] | str | None) -> list[str] | str:

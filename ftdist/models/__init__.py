@@ -33,6 +33,7 @@ __all__ = [
     "check_safetensors_folder",
     "count_parameters",
     "load_pretrained",
+    "model_from",
     "model_width",
 ]
 
@@ -58,16 +59,24 @@ def build_tokenizer(config: RunConfig, text: str | None = None) -> PreTrainedTok
         raise FtdistError(f"could not load the tokenizer from {key}={source}: {error}") from None
 
 
-def build_model(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+def build_model(
+    config: RunConfig, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype = torch.float32
+) -> PreTrainedModel:
     """A fresh model from `model.scratch` (seeded by `seed`), or pretrained weights from `model.path`."""
-    options = quantized_load_options(config)
-    folder = base_folder(config, tokenizer)
+    return model_from(config, tokenizer, base_folder(config, tokenizer), dtype)
+
+
+def model_from(
+    config: RunConfig, tokenizer: PreTrainedTokenizerBase, folder: Path | None, dtype: torch.dtype = torch.float32
+) -> PreTrainedModel:
+    """`build_model` from an already resolved `base_folder` (which is collective on a scratch base), with the
+    weights in `dtype` (fp32 unless the method freezes them: `Method.base_dtype`). A fresh model is fp32."""
     if folder is None:
         torch.manual_seed(config.seed)
         hf_config = scratch_model_config(config.model.scratch, len(tokenizer), config.data.seq_len)
-        model = AutoModelForCausalLM.from_config(hf_config)
-    else:
-        model = load_pretrained(str(folder), trust_remote_code=config.model.trust_remote_code, **options)
+        return AutoModelForCausalLM.from_config(hf_config)
+    options = quantized_load_options(config)
+    model = load_pretrained(str(folder), trust_remote_code=config.model.trust_remote_code, dtype=dtype, **options)
     return model  # activation checkpointing is the strategy's job (strategy.activation_checkpointing)
 
 
@@ -186,7 +195,8 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts. A 4-bit weight packs two values per stored byte."""
     total = trainable = 0
     for p in model.parameters():
-        count = p.numel() * (2 if p.dtype == torch.uint8 and hasattr(p, "quant_state") else 1)
+        numel = getattr(p, "ds_numel", None) or p.numel()  # a ZeRO-3 partitioned parameter holds an empty tensor
+        count = numel * (2 if p.dtype == torch.uint8 and hasattr(p, "quant_state") else 1)
         total += count
         trainable += count if p.requires_grad else 0
     return trainable, total

@@ -1,15 +1,22 @@
 """The analytic memory model: bytes per device for one workload under one candidate, phase by phase.
 
 Model states follow what ftdist's strategies actually hold:
-  * single / ddp: fp32 parameters (models load in fp32) with autocast; fp32 gradients; DDP's reducer keeps a
-    second fp32 copy of the gradients in its buckets (`gradient_as_bucket_view` is off).
-  * fsdp (FSDP2): fp32 sharded parameters, gradients and optimizer state (16 B per trainable parameter / N),
+  * single / ddp: fp32 parameters with autocast (LoRA's frozen base in the compute dtype: `Method.base_dtype`);
+    fp32 gradients; DDP's reducer keeps a second fp32 copy of the gradients in its buckets
+    (`gradient_as_bucket_view` is off).
+  * fsdp (FSDP2): fp32 sharded parameters (a LoRA base in the compute dtype), gradients and optimizer state
+    (16 B per trainable parameter / N),
     plus the unsharded compute-dtype copy of the layers being computed (and of the root while it computes
     and resharded for the loss: ftdist sets reshard_after_forward on it too), and the unsharded fp32 gradients
     of the layer being reduced.
   * deepspeed: DeepSpeed's own accounting (runtime/zero/stage_1_and_2.py, stage3.py): 16-bit parameters,
     16-bit + fp32 gradient partitions, fp32 master weights and optimizer state per partition; ZeRO-3 gathers
     up to 4 x the largest parameter at once. LoRA: only trainable parameters carry the 16 extra bytes.
+    ZeRO-1/2 optimizer offload on the host: what stage_1_and_2.py allocates per rank, not its estimator (below).
+Host per node (`host`): the model load, as `Strategy.materialize` does it (ftdist/strategies/materialize.py):
+one copy on rank 0's node for single, ddp, fsdp and ZeRO-3 (zero.Init: rank 0 reads the checkpoint, every rank
+builds only its partition), one per rank for ZeRO-1/2; then the offloaded states, allocated after the loaded
+copy is released (FSDP2's offloaded shards exist while rank 0 still holds it: those two add up).
 Activations: per decoder layer and token, SDPA attention, (6h + 2kv + 4i) values for a gated MLP
 ((6h + 2kv + 2i) otherwise) in the compute dtype, plus fp32 norm inputs under 16-bit compute; eager attention
 adds the score matrices. Checkpointing keeps each layer's input and recomputes one layer at a time.
@@ -63,9 +70,19 @@ class Estimate:
         """Peak plus the framework margin: what must fit on the device."""
         return self.peak + self.margin
 
+    load_overlaps: bool = False  # the offloaded states are allocated while the loaded copy is still held
+
     @property
     def host_total(self) -> int:
         return sum(self.host.values())
+
+    @property
+    def host_peak(self) -> int:
+        """Host bytes per node at the worst moment, the figure the fit check uses: the model load, or the
+        offloaded states, which come after the loaded copy is released (their sum where they overlap)."""
+        load = self.host.get("model_load", 0)
+        rest = self.host_total - load
+        return load + rest if self.load_overlaps else max(load, rest)
 
 
 def compute_dtype_bytes(workload: Workload, hardware: Hardware) -> tuple[str, int]:
@@ -96,17 +113,20 @@ def _model_states(w: Workload, cand: Candidate, hw: Hardware, c: int, out: Estim
     total, trainable = shape.total_params(), w.trainable_params()
     opt = OPTIMIZER_BYTES[w.optimizer] if w.optimizer != "sgd" else (4 if w.sgd_momentum else 0)
     dev, host = out.device, out.host
+    base = base_bytes(w, c)
     if cand.strategy in ("single", "ddp"):
-        dev["weights"] = _base_weight_bytes(w, w.param_bytes)
+        dev["weights"] = _base_weight_bytes(w, base)
         if w.adapters:
             dev["lora_weights"] = 4 * trainable
         dev["gradients"] = (4 if w.adapters else w.param_bytes) * trainable
         dev["optimizer"] = opt * trainable
         if cand.strategy == "ddp":
             dev["ddp_buckets"] = dev["gradients"]
-        host["model_load"] = 0 if w.method == "qlora" else 4 * total * min(cand.world, hw.gpus_per_node)
+        # rank 0 reads; the other ranks' skeletons get storage on their device (DDP broadcasts into it). A 4-bit
+        # base quantizes while it loads, straight onto the device.
+        host["model_load"] = 0 if w.method == "qlora" else base * total
     elif cand.strategy == "fsdp":
-        dev["weights"] = 4 * (total - trainable) // n if w.adapters else 4 * total // n
+        dev["weights"] = base * (total - trainable) // n if w.adapters else 4 * total // n
         if w.adapters:
             dev["lora_weights"] = 4 * trainable // n
         dev["gradients"] = 4 * trainable // n
@@ -115,10 +135,17 @@ def _model_states(w: Workload, cand: Candidate, hw: Hardware, c: int, out: Estim
             per_rank = sum(dev.pop(k) for k in ("weights", "lora_weights", "gradients", "optimizer") if k in dev)
             host["offloaded_states"] = per_rank * hw.gpus_per_node
             dev.update(weights=0, gradients=0, optimizer=0)
-        host["model_load"] = 4 * total * hw.gpus_per_node
+            out.load_overlaps = True  # rank 0 holds its full copy until the shards (on the host) are filled
+        host["model_load"] = base * total  # rank 0 only (broadcast_from_rank0)
     else:
         _deepspeed_states(w, cand, hw, c, opt, out)
     return dict(dev)
+
+
+def base_bytes(w: Workload, c: int) -> int:
+    """Bytes per parameter of the base as it loads: LoRA's frozen base in the compute dtype (`c`), anything that
+    trains in fp32 (or `param_bytes`); the dense part of a QLoRA base stays fp32 (models/quantized.py)."""
+    return min(w.param_bytes, c) if w.method == "lora" else w.param_bytes
 
 
 def _base_weight_bytes(w: Workload, dense_bytes: int) -> int:
@@ -156,15 +183,34 @@ def _deepspeed_states(w: Workload, cand: Candidate, hw: Hardware, c: int, opt: i
     if cand.offload_optimizer:
         moved = dev.pop("master_weights") + dev.pop("optimizer") + (dev.pop("gradients") if stage > 1 else 0)
         dev.update(master_weights=0, optimizer=0, gradients=0 if stage > 1 else dev["gradients"])
-        if stage < 3:  # DeepSpeed: P x max(4N, 16) x 1.5 per node (pinned fp32 gradient buffers per rank)
-            host["offloaded_states"] = int(trainable * max(4 * n, 16) * DS_BUFFER_FACTOR)
+        if stage < 3:
+            host["offloaded_states"] = _zero12_offload_per_rank(w, n, c, opt) * hw.gpus_per_node
         else:
             host["offloaded_states"] = int((16 * trainable) / nodes * DS_BUFFER_FACTOR)
         out.notes.append(f"optimizer step on the host (DeepSpeedCPUAdam); {moved / GiB:.2f} GiB per rank moved off")
     if cand.offload_param:
         host["offloaded_params"] = int(c * total / nodes * DS_BUFFER_FACTOR)
         dev["weights"] = 0
-    host["model_load"] = 4 * total * hw.gpus_per_node
+    if stage == 3:  # zero.Init: rank 0 reads the checkpoint (16-bit for the models this plans); partitions on GPU
+        host["model_load"] = c * total
+    else:  # ZeRO-1/2 keep a whole model on every rank, which every rank loads
+        host["model_load"] = base_bytes(w, c) * total * hw.gpus_per_node
+
+
+def _zero12_offload_per_rank(w: Workload, n: int, c: int, opt: int) -> int:
+    """Host bytes one rank allocates for ZeRO-1/2 optimizer offload (deepspeed/runtime/zero/stage_1_and_2.py):
+    its partition (trainable / N) of fp32 master weights (`single_partition_of_fp32_groups`), their fp32 gradient,
+    the optimizer's state, and a 16-bit staging copy (`param_buffer_of_bit16_for_cpu_offload_groups`); with
+    accumulation, a 16-bit buffer per partitioned gradient (`accumulated_grads_in_cpu`); and one 16-bit buffer of
+    the largest parameter (`temp_grad_buffer_for_cpu_offload`).
+    DeepSpeed's estimator says P x max(4 N, 16) x 1.5 per node, which grows with the total GPU count N; what it
+    allocates grows with 1/N per rank (docs/planner.md)."""
+    partition = w.trainable_params() // n
+    low = c if c < 4 else 4  # the staging and accumulation buffers are in the model's dtype
+    per_rank = (4 + 4 + opt + low) * partition + low * w.shape.largest_param()
+    if w.grad_accum > 1:
+        per_rank += low * partition
+    return per_rank
 
 
 # --- activations ----------------------------------------------------------------------------------------------
@@ -219,7 +265,7 @@ def _phases(
 
     # Compute-dtype copies that exist only while a step runs.
     fwd_extra = bwd_extra = root = 0
-    if cand.strategy in ("single", "ddp") and c < w.param_bytes:
+    if cand.strategy in ("single", "ddp") and c < base_bytes(w, c):
         matmul = shape.layers * shape.layer_linear_params() + shape.vocab * shape.hidden
         # Autocast caches casts of trainable weights for the whole forward; casts of a frozen (lora) base are
         # saved for the input gradient unless checkpointing recomputes them; a 4-bit base de-quantizes per call.

@@ -34,7 +34,7 @@ class Row:
     pages: int = 0  # bytes a paged optimizer moves to the host to fit
     why_not: str = ""
     refused: tuple[str, ...] = ()  # what the device cannot run at all (ftdist.device_rules), whatever the memory
-    host_need: int = 0  # bytes of host RAM per node (model load, or offloaded states: the larger)
+    host_need: int = 0  # bytes of host RAM per node at the worst moment (Estimate.host_peak)
 
 
 @dataclass
@@ -51,7 +51,7 @@ def evaluate(workload: Workload, candidate: Candidate, hardware: Hardware) -> Ro
     est = estimate(workload, candidate, hardware)
     memory = hardware.device.memory
     pages = max(0, min(est.pageable, est.needs - memory)) if est.needs > memory else 0
-    host_need = max(est.host.get("model_load", 0), est.host_total - est.host.get("model_load", 0))
+    host_need = est.host_peak
     host_ok = hardware.device.kind != "cuda" or host_need <= hardware.host_memory
     refused = device_problems(device_job(workload, candidate, hardware))
     device_ok = est.needs - pages <= memory and not refused

@@ -73,7 +73,7 @@ def render_table(plan: Plan, own: Candidate | None = None) -> str:
                 _gib(other),
                 _gib(est.peak),
                 _gib(est.needs),
-                _gib(est.host_total),
+                _gib(row.host_need),
                 fits,
                 f"{row.seconds['total']:.2f}",
                 f"{row.tokens_per_s:,.0f}",
@@ -88,8 +88,9 @@ def render_table(plan: Plan, own: Candidate | None = None) -> str:
         "",
         f"{unit} per device; components are each one's largest size, `peak` the largest phase (forward, backward, "
         "optimizer step), `need` = peak + framework margin (CUDA context, allocator slack, NCCL buffers); "
-        f"`host` {unit} per node (model load, offloaded states). `fits`: yes with {SAFETY:.0%} headroom on the "
-        f"device; `tight` fits with less; `(pages)` fits once the paged optimizer moves state to the host.",
+        f"`host` {unit} per node at its worst moment, the figure the fit check uses (the model load, or the "
+        f"offloaded states allocated after it). `fits`: yes with {SAFETY:.0%} headroom on the device; "
+        f" `tight` fits with less; `(pages)` fits once the paged optimizer moves state to the host.",
     ]
     if own is not None and any(row.candidate == own for row in plan.rows):
         foot.append("* the config's own strategy")
@@ -118,6 +119,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "world": row.candidate.world,
         "device_bytes": dict(est.device),
         "host_bytes": dict(est.host),
+        "host_need_bytes": row.host_need,  # what the fit check compares with the node's RAM
         "phases_bytes": dict(est.phases),
         "peak_bytes": est.peak,
         "margin_bytes": est.margin,

@@ -33,16 +33,19 @@ tensor on every op, so each micro-step costs a 13B simulation about 30 s."""
 
 def _prepare_with_ftdist_strategy(config: Any, model: nn.Module, world: int, precision: str, build_optimizer):
     """The one call into ftdist/strategies: adapt here if the strategy classes change (prepare stays)."""
-    from ftdist.distributed.device import Precision
     from ftdist.distributed.env import DistEnv
     from ftdist.strategies.fsdp import FullyShardedDataParallel
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    # On the meta device, `prepare`'s model.to(device) is a no-op and fully_shard shards meta parameters.
-    strategy = FullyShardedDataParallel(
-        config, DistEnv(world_size=world), torch.device("meta"), Precision(precision, dtype, False)
-    )
+    # On the meta device, `prepare` leaves the model where it is and fully_shard shards meta parameters.
+    strategy = FullyShardedDataParallel(config, DistEnv(world_size=world), torch.device("meta"), _precision(precision))
     return (strategy, *strategy.prepare(model, build_optimizer))
+
+
+def _precision(name: str):
+    """The Precision of a resolved precision name (autocast dtype; no scaler: nothing steps for real)."""
+    from ftdist.distributed.device import Precision
+
+    return Precision(name, {"bf16": torch.bfloat16, "fp16": torch.float16}.get(name), False)
 
 
 def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str = "fp32") -> dict[str, Any]:
@@ -53,7 +56,7 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
     from torch.testing._internal.distributed.fake_pg import FakeStore
     from transformers import AutoModelForCausalLM
 
-    from ftdist.methods import apply_method
+    from ftdist.methods import apply_method, method_class
     from ftdist.training.chunked_loss import install_chunked_loss
     from ftdist.training.loss import token_loss_sum
     from ftdist.training.optim import parameter_groups
@@ -71,8 +74,9 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
     dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world)
     try:
         torch.distributed.device_mesh.init_device_mesh("cpu", (world,))  # outside fake mode (see the module doc)
+        base_dtype = method_class(config.method.name).base_dtype(_precision(precision))  # as the trainer loads it
         with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_config(hf_config, dtype=base_dtype)
         model = apply_method(model, config)
         batch_shape = (config.train.micro_batch_size, config.data.seq_len)
 

@@ -35,8 +35,9 @@ class Workload:
     sgd_momentum: float = 0.0
     optimizer_fallback: bool = False  # optim.on_unsupported: fallback (a paged optimizer runs unpaged off CUDA)
     attention: str = "sdpa"  # sdpa | eager (eager keeps the B x heads x T x T score matrix)
-    param_bytes: int = 4  # bytes per stored parameter (and gradient) under single/ddp: ftdist loads in fp32
-    # (models.load_pretrained); 2 models a 16-bit load, as the enterprise study's scripts do
+    param_bytes: int = 4  # bytes per stored parameter (and gradient) under single/ddp: what trains loads in fp32
+    # (models.load_pretrained; LoRA's frozen base in the compute dtype, analytic.base_bytes); 2 models a 16-bit
+    # load of everything, as the enterprise study's full fine-tuning scripts do
     loss_chunk: int | None = None  # tokens per chunk of the chunked loss (train.chunked_loss), None: whole logits
 
     @property

@@ -15,7 +15,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ from torch import nn
 from ftdist.distributed.device import Precision
 from ftdist.distributed.env import DistEnv
 from ftdist.methods.base import StateFilter
+
+if TYPE_CHECKING:
+    from ftdist.models.recipe import ModelRecipe
 
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
 FORMAT_RECORD = "strategy.json"  # in every checkpoint: which format, written on how many ranks, what it holds
@@ -59,6 +62,12 @@ class Strategy(ABC):
         return []
 
     # --- setup ---------------------------------------------------------------------------------------------
+    def materialize(self, recipe: ModelRecipe) -> nn.Module:
+        """The model as it arrives on this rank, before `prepare`: here every rank builds it (reads the weights)
+        itself. Strategies that can do with fewer reads override this: one rank reads, the others build an empty
+        skeleton, and `prepare` fills it (ftdist/strategies/materialize.py)."""
+        return recipe.build()
+
     @abstractmethod
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         """Move and wrap the model for this strategy, and build its optimizer. Returns (model, optimizer)."""

@@ -13,7 +13,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from ftdist.models.recipe import ModelRecipe
 from ftdist.strategies.base import OptimizerFactory
+from ftdist.strategies.materialize import build_on_rank0, rank0_reads
 from ftdist.strategies.single import SingleDevice
 
 
@@ -23,6 +25,12 @@ class DataParallel(SingleDevice):
     @classmethod
     def preflight(cls, config, world) -> list[str]:
         return []
+
+    def materialize(self, recipe: ModelRecipe) -> nn.Module:
+        """Rank 0 reads the weights; the others build an empty skeleton (every rank still holds a whole model:
+        that is DDP). No extra step is needed to fill it: DDP broadcasts rank 0's parameters and buffers, tied
+        and non-persistent ones included, when it wraps the model (`init_sync`)."""
+        return build_on_rank0(recipe, self.env) if rank0_reads(recipe, self.env) else recipe.build()
 
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         model, optimizer = super().prepare(model, build_optimizer)

@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ftdist.errors import FtdistError
+from ftdist.models.recipe import ModelRecipe
 from ftdist.strategies import deepspeed_config
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import enable_hf_activation_checkpointing
@@ -75,12 +77,25 @@ class DeepSpeedZero(Strategy):
         except ValueError as error:
             raise FtdistError(str(error)) from None
 
+    def materialize(self, recipe: ModelRecipe) -> nn.Module:
+        """Under ZeRO-3, `from_pretrained` builds the model inside `deepspeed.zero.Init` (transformers does so while
+        a `HfDeepSpeedConfig` of this run's config is alive): each rank materialises only its partition, and only
+        rank 0 reads the weights from the files (transformers hands the others meta tensors), then scatters them.
+        ZeRO-1/2 keep a whole 16-bit model on every rank, which every rank loads as before."""
+        if self.config.strategy.zero_stage != 3 or not recipe.reads_weights:
+            return recipe.build()
+        if self.device.type == "cpu":
+            _no_shared_memory_op_build()  # zero.Init starts DeepSpeed's comm backend
+        with _zero3_loading(self.ds_config):
+            return recipe.build()
+
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         import deepspeed
 
         if self.config.strategy.activation_checkpointing:
             enable_hf_activation_checkpointing(model)
-        model = model.to(self.device)
+        if not any(hasattr(p, "ds_id") for p in model.parameters()):  # zero.Init placed its partitions already
+            model = model.to(self.device)
         optimizer = self._optimizer(model, build_optimizer)
         if self.device.type == "cpu":
             _no_shared_memory_op_build()
@@ -180,6 +195,26 @@ def _full_parameter(parameter: nn.Parameter, get_fp32) -> torch.Tensor:
         with deepspeed.zero.GatheredParameters([parameter]):
             return parameter.detach().clone()
     return parameter
+
+
+@contextlib.contextmanager
+def _zero3_loading(ds_config: dict) -> Iterator[None]:
+    """transformers' switch for loading under zero.Init: a live `HfDeepSpeedConfig` (it keeps only a weak
+    reference). Alive for the load only: left on, every later `from_pretrained` in this process (rank 0 reading
+    `final/` to sample) would also enter zero.Init, a collective that the other ranks never join."""
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    # zero.Init reads the world size from DeepSpeed's comm layer, which deepspeed.initialize would only set up
+    # later: adopt torch's process group now, as initialize does (dist_init_required=False: it exists).
+    deepspeed.init_distributed(get_accelerator().communication_backend_name(), dist_init_required=False)
+    switch = HfDeepSpeedConfig(ds_config)
+    try:
+        yield
+    finally:
+        unset_hf_deepspeed_config()
+        del switch
 
 
 def _no_shared_memory_op_build() -> None:

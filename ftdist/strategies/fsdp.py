@@ -5,8 +5,10 @@ The order of wrapping is fixed and matters (torchtitan's order):
   2. `fully_shard` each (wrapped) decoder layer: one all-gather / reduce-scatter unit per layer;
   3. `fully_shard` the root, which picks up what is left (embeddings, final norm, head).
 Mixed precision is FSDP's own policy (compute in bf16/fp16, sharded fp32 master weights, fp32 reduction),
-not autocast. Checkpoints are sharded DCP folders (`dcp/`): every rank writes its shards in parallel, and a
-checkpoint can be loaded on another world size; `read_full_state` turns one into a full state dict offline.
+not autocast. Weights from files are read by rank 0 only (`materialize`): the other ranks shard a meta skeleton
+and receive their shards from rank 0 after step 3 (ftdist/strategies/materialize.py). Checkpoints are sharded
+DCP folders (`dcp/`): every rank writes its shards in parallel, and a checkpoint can be loaded on another world
+size; `read_full_state` turns one into a full state dict offline.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
+from ftdist.models.recipe import ModelRecipe, is_meta
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import decoder_layers
+from ftdist.strategies.materialize import build_on_rank0, place, rank0_reads, receive_from_rank0
 
 DCP_FOLDER = "dcp"
 
@@ -51,9 +55,28 @@ class FullyShardedDataParallel(Strategy):
     any_world_size = True  # DCP reshards on load
     _save_group: dist.ProcessGroup | None = None  # async saves' own gloo group, made at the first one
 
+    def materialize(self, recipe: ModelRecipe) -> nn.Module:
+        """Rank 0 reads the weights; the other ranks build a skeleton on the meta device, which `prepare` shards
+        and then fills from rank 0, one tensor at a time (so the job holds about one full copy, not one per rank).
+        Rank 0 keeps references to its full state dict until then (`fully_shard` copies its own shard out)."""
+        self._from_rank0 = rank0_reads(recipe, self.env)
+        if not self._from_rank0:
+            return recipe.build()
+        model = build_on_rank0(recipe, self.env)
+        self._rank0_state = model.state_dict() if self.env.is_main else {}
+        return model
+
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
+        model = self._shard(model)
+        if getattr(self, "_from_rank0", False):  # the same on every rank: a collective follows
+            model = place(model, self.device)  # a skeleton's shards get storage; rank 0's are already there
+            receive_from_rank0(model, self.__dict__.pop("_rank0_state"))
+        return model, build_optimizer(model)
+
+    def _shard(self, model: nn.Module) -> nn.Module:
         cfg = self.config.strategy
-        model = model.to(self.device)
+        if not is_meta(model):  # a skeleton is sharded on the meta device, then given storage (`place`)
+            model = model.to(self.device)
         layers = decoder_layers(model)
         if cfg.activation_checkpointing:  # 1. before sharding: the wrapper must sit outside the FSDP unit
             wrapped: dict[int, nn.Module] = {}
@@ -76,7 +99,7 @@ class FullyShardedDataParallel(Strategy):
         for layer in layers:  # 2. one unit per decoder layer
             shard(layer)
         shard(model)  # 3. the root: embeddings, final norm, head
-        return model, build_optimizer(model)
+        return model
 
     def _mixed_precision(self) -> MixedPrecisionPolicy:
         dtype = self.precision.autocast_dtype

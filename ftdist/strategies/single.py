@@ -12,6 +12,7 @@ from torch import nn
 
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import enable_hf_activation_checkpointing
+from ftdist.strategies.materialize import place
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -35,7 +36,7 @@ class SingleDevice(Strategy):
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         if self.config.strategy.activation_checkpointing:
             enable_hf_activation_checkpointing(model)
-        model = model.to(self.device)
+        model = place(model, self.device)  # a DDP skeleton gets storage here; DDP's wrap fills it from rank 0
         return model, build_optimizer(model)
 
     def unwrap(self, model: nn.Module) -> nn.Module:

@@ -44,6 +44,9 @@ SHIPPED_HARDWARE = {
 # Configs whose own strategy does not fit the named hardware by the planner's model, and why: gpt2-large LoRA at
 # micro-batch 8 x 512 tokens without checkpointing holds about 11 GiB of activations (peft's dropout copies each
 # adapted input) plus 3 GiB of logits; its comment's "about 8 GB" holds only with checkpointing (about 7 GiB).
+# Since the frozen base loads in the compute dtype (fp16 on a T4: 1.4 GiB, not 2.9, and no autocast copies of
+# it), the run without checkpointing needs 14.6 of the T4's 15.0 GiB: `tight`, so the check below asks for the
+# 10% headroom (`fits_with_margin`) where it asked for `fits`; checkpointing is still what is recommended.
 OWN_STRATEGY_NEEDS_CHECKPOINTING = {"lora_gpt2_large_bible.yaml"}
 
 # Parameter counts of the public checkpoints (from their model cards / safetensors index totals).
@@ -117,7 +120,7 @@ def test_shipped_config_fits_the_hardware_its_comment_names(name: str, capsys, t
     own = candidate_from_config(config.strategy, body["hardware"]["gpus_per_node"])
     rows = {row["strategy"]: row for row in body["strategies"]}
     if name in OWN_STRATEGY_NEEDS_CHECKPOINTING:
-        assert not rows[own.label]["fits"] and body["recommended"]["section"]["activation_checkpointing"]
+        assert not rows[own.label]["fits_with_margin"] and body["recommended"]["section"]["activation_checkpointing"]
     else:
         assert rows[own.label]["fits"], (
             f"{name}: its own strategy {own.label} does not fit: {rows[own.label]['why_not']}"
@@ -167,8 +170,10 @@ def test_lora_and_qlora_need_less_than_full() -> None:
         )
         peaks[method] = predict_peak_bytes(config, 1, hardware)
     assert peaks["qlora"] < peaks["lora"] < peaks["full"]
-    # ftdist loads the frozen base in fp32 (25 GiB for 7B); the study's "about 18 GB" is a 16-bit base.
-    assert 25 * GiB < peaks["lora"] < 35 * GiB
+    # The study's "about 18 GB" is a 16-bit base. ftdist loaded the frozen base in fp32 (the planner said 25-35 GiB
+    # here); since issue 22 it loads it in the compute dtype, as the study did, so the planner's figure is the
+    # study's range (it was the `param_bytes=2` workload's figure alone before).
+    assert 14 * GiB < peaks["lora"] < 22 * GiB
     workload = dataclasses.replace(workload_from_config(config), method="lora", param_bytes=2)
     study = evaluate(workload, Candidate("single", 1, True), hardware).estimate.peak
     assert 14 * GiB < study < 22 * GiB
