@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ftdist.checkpoint.folders.checkpointer import Checkpointer
+from ftdist.checkpoint.checkpointer import Checkpointer
 from ftdist.config import RunConfig, dump_config, load_config
 from ftdist.data import build_data
 from ftdist.distributed.collectives import mean_over_ranks, on_rank0
