@@ -64,7 +64,7 @@ def package_row(config) -> Row:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = None
-    needed = {"deepspeed": config.strategy.name == "deepspeed", "bitsandbytes": config.method.name == "qlora"}
+    needed = {"deepspeed": config.strategy.name == "deepspeed", "bitsandbytes": config.method.weights == "qlora"}
     missing = [name for name, v in found.items() if v is None and (needed.get(name) or name == "torch")]
     text = ", ".join(f"{name} {v or 'missing'}" for name, v in found.items())
     fix = f"pip install {' '.join(missing)} (the config's strategy/method needs it)" if missing else ""
@@ -164,6 +164,16 @@ def gather_rows(rows: list[Row], env) -> list[Row]:
     return merged
 
 
+# The shipped data each objective's 2-step run reads (preference rows cut to fit: the prompts are long in characters).
+_PREFERENCE = {"recipe": "preference", "seq_len": 256, "truncation": "truncate"}
+TINY_DATA = {
+    "sft": {"recipe": "stream", "path": "builtin:tiny_sql_corpus.txt", "seq_len": 32},
+    "dpo": {**_PREFERENCE, "path": "builtin:spider_sql_preference.jsonl"},
+    "reward": {**_PREFERENCE, "path": "builtin:spider_sql_preference.jsonl"},
+    "kto": {**_PREFERENCE, "path": "builtin:spider_sql_kto.jsonl"},
+}
+
+
 def tiny_config(config, world_size: int = 1) -> dict:
     """The run config with its model shrunk to a tiny one of the same family, on the shipped corpus, 2 steps.
 
@@ -176,7 +186,7 @@ def tiny_config(config, world_size: int = 1) -> dict:
     raw["model"] = {"tokenizer": "char", "scratch": {"family": family, **TINY}}
     if family == "gpt2":
         raw["model"]["scratch"].pop("n_kv_head")
-    raw["data"] = {"recipe": "stream", "path": "builtin:tiny_sql_corpus.txt", "seq_len": 32}
+    raw["data"] = TINY_DATA.get(config.method.objective, TINY_DATA["sft"])
     raw["output_dir"] = str(Path(config.run_dir) / ".doctor" / "run")
     raw["name"] = f"{config.name}-doctor"
     raw["train"].update(max_steps=2, micro_batch_size=2, grad_accum=1, eval_every=0, log_every=1)

@@ -55,7 +55,7 @@ def preflight_problems(config, world: World) -> list[str]:
     problems = []
     if config.strategy.name != "auto":  # auto is resolved where the hardware is known: `resolve_auto_strategy`
         problems += strategy_class(config.strategy.name).preflight(config, world)
-    problems += method_class(config.method.name).preflight(config, world)
+    problems += method_class(config.method.weights).preflight(config, world)
     return problems + device_problems(device_job(config, world))
 
 
@@ -69,7 +69,7 @@ def device_job(config, world: World):
 
         gpu = preset(world.gpu)
     return DeviceJob(
-        method=config.method.name,
+        method=config.method.weights,
         optimizer=config.optim.name,
         precision=config.precision,
         device=world.device,

@@ -48,6 +48,8 @@ class RunFolder:
     scratch_base = property(lambda self: self.root / "base")
     merged = property(lambda self: self.root / "merged")
     export = property(lambda self: self.root / "export")
+    # DPO/KTO `reference: precompute`: the starting model's scores of every row (a folder with scores.npz)
+    reference = property(lambda self: self.root / "reference")
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step-{step}"
@@ -118,9 +120,10 @@ def load_trained(
 ) -> tuple[nn.Module, PreTrainedTokenizerBase, Path]:
     """(model, tokenizer, source folder). Adapter runs come back as a peft model on their base, unmerged."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from ftdist.config import load_config
+    from ftdist.models import model_class_of_folder
     from ftdist.strategies import is_checkpoint
 
     folder = resolve_model_folder(run_or_model)
@@ -130,7 +133,8 @@ def load_trained(
     elif (folder / "config.yaml").exists() and is_checkpoint(folder):
         model = _checkpoint_model(folder, config or load_config(folder / "config.yaml"))
     else:
-        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+        auto_class = model_class_of_folder(folder)  # a reward model's config names a sequence classifier
+        model = auto_class.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model.to(device).eval(), tokenizer, folder
 
@@ -139,12 +143,16 @@ def load_base(path: Path | str, config: RunConfig | None) -> nn.Module:
     """A base model as training saw it. A QLoRA base is loaded 4-bit as in training, then de-quantized to fp32,
     so adapters see the weights they were trained against and a merge is exact up to float rounding."""
     import torch
+    from transformers import AutoModelForCausalLM
 
-    from ftdist.models import load_pretrained
+    from ftdist.models import head_options, load_pretrained, model_class
     from ftdist.models.quantized import quantized_load_options
 
     options = quantized_load_options(config) if config is not None else {}
-    base = load_pretrained(str(path), trust_remote_code=bool(config and config.model.trust_remote_code), **options)
+    auto_class = model_class(config) if config is not None else AutoModelForCausalLM
+    head = head_options(config, _tokenizer_of(Path(path))) if config is not None else {}
+    trust = bool(config and config.model.trust_remote_code)
+    base = load_pretrained(str(path), trust_remote_code=trust, auto_class=auto_class, **options, **head)
     if options:
         base = base.dequantize()  # 4-bit -> the exact de-quantized weights, in the compute dtype
         base = base.to(torch.float32)
@@ -186,17 +194,28 @@ def _checkpoint_model(folder: Path, config: RunConfig) -> nn.Module:
     """The trained model from any strategy's checkpoint, consolidated offline: the method builds the model (a
     plain one from the checkpoint's config.json, or the base with fresh adapters) and its state filter loads
     what the checkpoint holds."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
     from ftdist.methods import method_class
+    from ftdist.models import model_class
     from ftdist.strategies import read_checkpoint_state
 
-    method = method_class(config.method.name)
+    method = method_class(config.method.weights)
     if method.state_filter.trainable_only:
         from ftdist.models import base_folder
 
         model = method.apply(load_base(base_folder(config), config), config)
     else:
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+        model = model_class(config).from_config(AutoConfig.from_pretrained(folder))
     method.state_filter.load_into(model, read_checkpoint_state(folder), str(folder))
     return model.eval()
+
+
+def _tokenizer_of(folder: Path):
+    """The tokenizer saved beside a base (for its pad token), or None where it cannot be read."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError):
+        return None

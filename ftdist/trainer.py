@@ -38,7 +38,7 @@ from ftdist.staging import StorageError, publish_text, staged_folder, storage_er
 from ftdist.strategies import build_strategy, strategy_class
 from ftdist.training.chunked_loss import install_chunked_loss
 from ftdist.training.finite import FiniteWatch, nonfinite_error, weights_finite
-from ftdist.training.loss import batch_mean_losses, count_label_tokens, token_loss_sum
+from ftdist.training.objectives import build_objective
 from ftdist.training.optim import build_optimizer, build_scheduler
 from ftdist.training.preemption import PreemptionFlag
 from ftdist.training.progress import LogWindow, ProgressView
@@ -48,12 +48,6 @@ from ftdist.training.tracking import Tracker, check_trackers_installed
 # Launchers use it to register checkpoints with their own bookkeeping (Ray Train's `report`); the loop itself
 # never learns which launcher runs it.
 CheckpointCallback = Callable[[int, Path, dict[str, float]], None]
-
-# Logit values one evaluation forward may hold (4 MiB in fp32). Stacking a few small batches beats one at a time,
-# and beats stacking all of them, whose activations leave the cache: the tiny SQL GPT's 2 x 200-batch evaluation
-# took 2.9 s one batch at a time, 2.0-2.1 s at 4-16 batches (1 << 20 is about 9) and 2.7 s at 1 << 25 (idle 2-core
-# AVX2 CPU, 2 threads).
-EVAL_LOGITS_BUDGET = 1 << 20
 
 
 @dataclass
@@ -113,16 +107,22 @@ class Trainer:
             self.close(getattr(self, "failing", None))
 
     def train_step(self) -> torch.Tensor:
-        """One optimizer step over `grad_accum` micro-batches; returns the mean loss per counted token."""
+        """One optimizer step over `grad_accum` micro-batches; returns the mean loss per counted unit (token,
+        or preference row). The objective's metrics for the step are added to the log window."""
         micro_batches = [self.data.next_batch() for _ in range(self.config.train.grad_accum)]
-        counted = max(1, sum(count_label_tokens(batch) for batch in micro_batches))
+        counted = max(1, sum(self.objective.count(batch) for batch in micro_batches))
         total = torch.zeros((), device=self.device)
+        metrics: dict[str, torch.Tensor] = {}
         for index, batch in enumerate(micro_batches):
             with self.strategy.accumulating(self.model, last_micro_step=index == len(micro_batches) - 1):
                 with self.strategy.autocast():
-                    loss = token_loss_sum(self.model, batch, self.device, self.loss_head) / counted
+                    loss_sum, parts = self.objective.loss_sum(self.model, batch)
+                    loss = loss_sum / counted
                 self.strategy.backward(loss, self.model)
             total += loss.detach()
+            for key, value in parts.items():
+                metrics[key] = metrics.get(key, 0) + value / counted
+        self.window.add_metrics(metrics)
         self.grad_norm = self.strategy.step(self.model, self.optimizer)
         self.scheduler.step()
         self.finite.observe(total, self.step + 1)  # on the device: no host sync per step
@@ -133,11 +133,12 @@ class Trainer:
         self.window.add(loss, self.tokens_per_step, seconds)
         if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
             self.check_finite(weights=False)  # every step since the last log, not only this one
+            metrics = {key: float(mean_over_ranks(v)) for key, v in self.window.metric_means().items()}
             mean, tokens_per_s = self.window.take()  # the interval's mean loss and average rate, as HF logs them
             value = float(mean_over_ranks(mean))  # the global batch's loss, not rank 0's share
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
             lr = self.scheduler.get_last_lr()[0]
-            self.log(loss=value, lr=lr, tokens_per_s=tokens_per_s, **norm)
+            self.log(loss=value, lr=lr, tokens_per_s=tokens_per_s, **norm, **metrics)
             self.view.update(self.step, value, tokens_per_s, lr, norm.get("grad_norm"))
         else:
             self.view.update(self.step)
@@ -152,14 +153,16 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss over `train.eval_batches` batches of each split (the tiny SQL GPT paper's estimate)."""
+        """Mean loss (and the objective's metrics) over `train.eval_batches` batches of each split (the tiny SQL
+        GPT paper's estimate for tokens)."""
         self.model.eval()
         result = {}
         for split in ("train", "val"):
             batches = self.data.eval_batches(split, self.config.train.eval_batches, self.step)
             with self.strategy.autocast():
-                losses = batch_mean_losses(self.model, batches, self.device, EVAL_LOGITS_BUDGET, self.loss_head)
-            result[f"{split}_loss"] = float(mean_over_ranks(torch.stack(losses).mean()))
+                means = self.objective.evaluate(self.model, batches, split)
+            for key, value in means.items():
+                result[f"{split}_{key}"] = float(mean_over_ranks(value))
         self.model.train()
         return result
 
@@ -183,6 +186,7 @@ class Trainer:
         self.checkpointer.track(self.model, self.optimizer, self.tokenizer, parts, before_save=self.check_finite)
         if resume_from is not None:
             self.step = self.checkpointer.load(resume_from)
+        self.objective.before_training(self)  # DPO/KTO: the reference scores, computed once or read back
         self.model.train()
         self.preemption = PreemptionFlag()
         self.finite = FiniteWatch(self.device)
@@ -211,7 +215,7 @@ class Trainer:
         init_distributed(self.env, self.device, always=strategy_class(cfg.strategy.name).needs_process_group)
         check_shared_output_dir(self.run_dir, self.env.rank, self.env.node_rank)
         self.memory = MemoryCheck(cfg, self.env.world_size, self.device, self.precision.name)  # before the model
-        self.method = method_class(cfg.method.name)
+        self.method = method_class(cfg.method.weights)
         self.strategy = build_strategy(cfg, self.env, self.device, self.precision, self.method.state_filter)
         self.checkpointer = Checkpointer(cfg, self.run, self.env, self.strategy, self._checkpoint_saved)
 
@@ -226,6 +230,8 @@ class Trainer:
         self.loss_head = install_chunked_loss(
             self.strategy.unwrap(self.model), cfg.train.loss_chunk_tokens(cfg.data.seq_len, vocab)
         )
+        self.objective = build_objective(cfg, self.strategy, self.device, self.loss_head)
+        self.objective.check_data(self.data, f"data.path={cfg.data.path}")
         if cfg.train.compile:
             self.model.compile()  # in place: state-dict names stay; compiles at the first forward
 

@@ -121,6 +121,21 @@ def train_then_sigkill(args: list[str], run_dir: Path, past: str) -> None:
     assert not (run_dir / "final").exists(), "the run finished before it could be killed"
 
 
+def kill_after_first_checkpoint(args: list[str], run_dir: Path) -> None:
+    """Start `ftdist ARGS` (train, or launch with its ranks) and SIGKILL its whole process group as soon as its
+    first checkpoint is published."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "ftdist", *args]
+    process = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    latest, deadline = run_dir / "checkpoints" / "latest", time.time() + 300
+    while time.time() < deadline and not latest.exists() and process.poll() is None:
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert latest.exists(), "the run died before its first checkpoint"
+    assert not (run_dir / "final").exists(), "the run finished before it could be killed"
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_one_rank(tmp_path_factory) -> Path:
     """The tiny Llama trained on one process with the 2-rank runs' global batch (tests/tiny_llama_runs.py): the

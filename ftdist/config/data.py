@@ -12,7 +12,7 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_va
 
 from ftdist.config.base import Section
 
-Recipe = Literal["stream", "text", "instruction", "chat", "qa", "keywords", "headings", "code"]
+Recipe = Literal["stream", "text", "instruction", "chat", "qa", "keywords", "headings", "code", "preference"]
 
 # The columns each table-reading recipe needs, keyed by the recipe's own name for them (see `data.columns`).
 RECIPE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -21,6 +21,7 @@ RECIPE_COLUMNS: dict[str, tuple[str, ...]] = {
     "chat": ("messages",),
     "qa": ("question", "answer"),
     "keywords": ("text",),
+    "preference": ("prompt", "chosen", "rejected", "completion", "label"),
 }
 
 ALPACA_TEMPLATE = (
@@ -95,7 +96,9 @@ class DataConfig(Section):
     `text`: documents chunked by tokens and packed to full sequences; `instruction`: Alpaca
     instruction/input/output, only the output trains; `chat`: conversations, only assistant turns train;
     `qa`: question/answer pairs; `keywords`: paragraphs -> RAKE keywords; `headings`: Markdown sections with
-    their heading path as the prompt; `code`: functions paired with their docstrings, or raw source."""
+    their heading path as the prompt; `code`: functions paired with their docstrings, or raw source;
+    `preference`: prompt/chosen/rejected pairs (DPO, reward models; also the HH-RLHF layout of two whole
+    dialogues) or prompt/completion/label examples (KTO), each row one unpacked sequence per response."""
     path: str = "builtin:tiny_sql_corpus.txt"
     """A file, a folder of files (json/jsonl/csv/parquet/txt/md, or source code), `builtin:NAME`, or a hub id."""
     seq_len: PositiveInt = 32
@@ -104,7 +107,8 @@ class DataConfig(Section):
     """Share held out for validation: the last part of the stream (`stream`), else a seeded share of examples."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Recipe field -> column in your data, e.g. `{output: response}`. Fields: text (text, keywords);
-    instruction, input, output (instruction); messages (chat); question, answer (qa)."""
+    instruction, input, output (instruction); messages (chat); question, answer (qa); prompt, chosen, rejected,
+    completion, label (preference)."""
     template: str = ALPACA_TEMPLATE
     """`instruction` prompt with `{instruction}` and `{input}` (not trained on); the output follows it."""
     template_no_input: str = ALPACA_TEMPLATE_NO_INPUT
@@ -115,7 +119,8 @@ class DataConfig(Section):
     """An example longer than seq_len + 1 tokens: `error` stops with its file and row; `drop` skips it;
     `truncate` cuts it (dropped if no trained token is left). Dropped and cut examples are counted in the card."""
     packing: bool = True
-    """Put several examples into one sequence (attention stays within each example); off pads each alone."""
+    """Put several examples into one sequence (attention stays within each example); off pads each alone.
+    Preference rows are never packed: each response is a sequence of its own."""
     add_eos: bool = True
     """End every response (and every document) with the tokenizer's EOS token, if it has one."""
     sources: list[SourceConfig] | None = None
@@ -188,6 +193,11 @@ class DataConfig(Section):
                 "or data.path for one"
             )
         for number, source in enumerate(self.sources):
+            if (source.recipe or self.recipe) == "preference":
+                raise ValueError(
+                    f"data.sources[{number}] uses recipe preference, which cannot be mixed yet (mixtures draw "
+                    "packed token rows); give preference data as one source with data.path"
+                )
             if (source.recipe or self.recipe) == "stream":
                 raise ValueError(
                     f"data.sources[{number}] uses recipe stream, which cannot be mixed (it samples raw text at run "

@@ -62,9 +62,30 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _objective_matches_data(self) -> RunConfig:
+        """Preference methods read preference rows, and only they do; a reward model does not generate."""
+        preference, recipe = self.method.objective != "sft", self.data.recipe
+        if preference and recipe != "preference":
+            raise ValueError(
+                f"method: {self.method.name} trains on preference rows, but data.recipe={recipe}; set data.recipe: "
+                "preference (prompt/chosen/rejected, or prompt/completion/label for kto)"
+            )
+        if recipe == "preference" and not preference:
+            raise ValueError(
+                f"data.recipe: preference gives chosen/rejected rows, which method: {self.method.name} cannot train "
+                "on; use method: dpo, kto or reward (with method.finetuning: full, lora or qlora)"
+            )
+        if self.method.objective == "reward" and (self.eval.prompts or self.eval.tasks):
+            raise ValueError(
+                "method: reward trains a scorer, which cannot generate text for eval.prompts or eval.tasks; remove "
+                "them, and score with `ftdist eval --task score --reward-model RUN` instead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _resolve_activation_checkpointing(self) -> RunConfig:
         if self.strategy.activation_checkpointing is None:  # memory is the point of QLoRA
-            self.strategy.activation_checkpointing = self.method.name == "qlora"
+            self.strategy.activation_checkpointing = self.method.weights == "qlora"
         return self
 
     @model_validator(mode="after")
@@ -90,7 +111,7 @@ class RunConfig(Section):
         that ftdist does not set up); DeepSpeed stages 1-2 do not partition frozen weights but are untested here.
         """
         strategy = self.strategy
-        if self.method.name != "qlora" or strategy.name in ("single", "ddp"):
+        if self.method.weights != "qlora" or strategy.name in ("single", "ddp"):
             return self
         where = f"strategy.name={strategy.name}" + (
             f" with zero_stage={strategy.zero_stage}" if strategy.name == "deepspeed" else ""

@@ -3,7 +3,9 @@
 A batch source has `next_batch()`, `eval_batches(split, count, step)`, `tokens_per_batch`, and
 `state_dict()` / `load_state_dict()` (its position, for exact resume). Batches hold `input_ids` and
 `labels` aligned position by position (already shifted; -100 marks tokens that do not count); any other
-key (`position_ids`) is passed to the model.
+key (`position_ids`) is passed to the model. `row_kind` says which: "tokens" for those packed rows, "pairs" or
+"unpaired" for the preference recipe's rows (`PreferenceData`: each sequence's keys under a prefix, plus
+`index` and, unpaired, `desirable`); `rows(split)` counts a split's rows.
 
 `stream` reads its text file directly. Every other recipe goes through `ftdist.data.prepare`: rank 0
 tokenizes and packs once into the cache (or finds it there), the other ranks wait at a barrier and then
@@ -18,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
 from ftdist.data.mixture import MixtureData
+from ftdist.data.preference_batches import PreferenceData
 from ftdist.data.prepared import PreparedData
 from ftdist.data.sources import read_text
 from ftdist.data.stream import TokenStreamData
@@ -26,7 +29,7 @@ from ftdist.distributed.env import DistEnv
 from ftdist.errors import DataError
 from ftdist.models import build_tokenizer
 
-__all__ = ["MixtureData", "PreparedData", "TokenStreamData", "build_data"]
+__all__ = ["MixtureData", "PreferenceData", "PreparedData", "TokenStreamData", "build_data"]
 
 
 def build_data(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase, TokenStreamData | PreparedData]:
@@ -69,5 +72,6 @@ def _prepared(config: RunConfig, env: DistEnv) -> tuple[PreTrainedTokenizerBase,
         weights = [source.weight for source in config.data.sources]
         names = [f"data.sources.{i} ({s.path})" for i, s in enumerate(config.data.sources)]
         return prepared[0].tokenizer, MixtureData(trains, vals, weights, batch, seed, rank, world, names)
-    data = PreparedData(prepared[0].splits, batch, seed, rank, world, source=f"data.path={config.data.path}")
+    source = PreferenceData if config.data.recipe == "preference" else PreparedData
+    data = source(prepared[0].splits, batch, seed, rank, world, source=f"data.path={config.data.path}")
     return prepared[0].tokenizer, data

@@ -12,6 +12,7 @@ and the index written: a failure anywhere leaves nothing that looks like a cache
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -24,8 +25,10 @@ import numpy as np
 
 from ftdist.config import RunConfig
 from ftdist.data.card import CardBuilder
+from ftdist.data.card_preference import PreferenceCard
 from ftdist.data.packing import pack
-from ftdist.data.recipes import Example, Skipped, load_recipe
+from ftdist.data.preference_rows import preference_rows
+from ftdist.data.recipes import Example, PreferenceExample, Skipped, load_recipe
 from ftdist.data.shards import ShardWriter, write_index
 from ftdist.data.tokenize import DocumentChunker, Tokenized
 from ftdist.data.workers import batches, tokenized_batches, unpack
@@ -34,6 +37,7 @@ from ftdist.errors import DataError
 from ftdist.staging import staged_folder
 
 PROGRESS_EVERY_S = 10.0
+SPLITS = ("train", "val")
 
 
 def build(config: RunConfig, folder: Path, version: int, tokenizer=None) -> tuple[dict, object]:
@@ -44,20 +48,24 @@ def build(config: RunConfig, folder: Path, version: int, tokenizer=None) -> tupl
     skipped: Counter = Counter()
     tokenizer = tokenizer or _tokenizer(config, recipe)
     workers = config.data.workers or cpus_per_process(os.environ)
-    card = CardBuilder(config, tokenizer, workers)
+    card = (PreferenceCard if kind == "preference" else CardBuilder)(config, tokenizer, workers)
+    make_rows = preference_rows if kind == "preference" else functools.partial(pack, packing=config.data.packing)
     examples = _tokenized(_examples(recipe, config, tokenizer, skipped), tokenizer, config, kind, workers, card)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     intact = "The data files themselves are untouched; nothing was cached"
     # The folder's name is the fingerprint of its content: a copy another process published first wins.
     with staged_folder(folder, intact=intact, replace=False) as staging:
-        writers = {name: ShardWriter(staging, name, config.data.seq_len) for name in ("train", "val")}
+        writers: dict[str, ShardWriter] = {}  # opened with the first rows, whose keys they take
         progress = Progress(started)
         for number, window in enumerate(windows(examples, config.data.pack_window)):
             train, val = split(len(window), config.data.val_fraction, config.seed, number)
             card.add_examples(window, train)
             for name, index in (("train", train), ("val", val)):
                 if len(index):
-                    rows = pack([window[i] for i in index], config.data.seq_len, pad_id, config.data.packing)
+                    rows = make_rows([window[i] for i in index], config.data.seq_len, pad_id)
+                    if not writers:
+                        keys = tuple(rows)
+                        writers = {part: ShardWriter(staging, part, config.data.seq_len, keys) for part in SPLITS}
                     writers[name].add(rows)
                     card.add_rows(name, rows)
             progress.show(card)
@@ -91,7 +99,7 @@ def char_vocabulary(config: RunConfig) -> str:
     """Every character the recipe's examples use, sorted: one extra pass that holds only the set of characters."""
     seen: set[str] = set()
     for item in load_recipe(config.data.recipe).examples(config.data, None):
-        if isinstance(item, Example):
+        if isinstance(item, Example | PreferenceExample):
             for segment, _ in item.segments:
                 seen.update(segment)
     return "".join(sorted(seen))

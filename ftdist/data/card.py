@@ -126,6 +126,10 @@ def render_card(card: dict, folder, cache_hit: bool) -> str:
         f"  examples {card['examples']:,}, tokens {card['tokens']:,}, truncated {card['truncated']:,} "
         f"(truncation: {card['truncation']})",
     ]
+    if "preference" in card:
+        from ftdist.data.card_preference import preference_lines  # it builds on this module
+
+        lines += preference_lines(card)
     for reason, count in {**card["dropped"], **card["skipped"]}.items():
         lines.append(f"  left out: {count:,} x {reason}")
     window = card.get("pack_window")

@@ -20,6 +20,11 @@ from ftdist.errors import DataError
 Batch = dict[str, torch.Tensor]
 
 
+def split_rows(split) -> int:
+    """Rows in a split (a `ShardedSplit` or a dict of (N, seq_len) arrays)."""
+    return len(split[next(iter(split))])
+
+
 def rows_batch(arrays, index: np.ndarray) -> Batch:
     """Rows `index` of a split as int64 tensors; memory-mapped shards are gathered once for all keys."""
     if hasattr(arrays, "gather"):
@@ -30,6 +35,8 @@ def rows_batch(arrays, index: np.ndarray) -> Batch:
 
 class PreparedData:
     """Batches `input_ids`, `labels` (aligned, -100 = ignored) and `position_ids`, each (B, T)."""
+
+    row_kind = "tokens"  # packed token rows; `PreferenceData` says "pairs" or "unpaired"
 
     def __init__(
         self,
@@ -43,14 +50,14 @@ class PreparedData:
         self.splits = splits
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.global_batch = batch_size * world_size
-        rows = len(splits["train"]["input_ids"])
+        rows = split_rows(splits["train"])
         if rows < self.global_batch:
             raise DataError(
                 f"{source}: the prepared train split has {rows} sequences, fewer than one global batch "
                 f"(train.micro_batch_size={batch_size} x {world_size} ranks); lower train.micro_batch_size, "
                 "lower data.seq_len, or add data"
             )
-        self.seq_len = splits["train"]["input_ids"].shape[1]
+        self.seq_len = splits["train"][next(iter(splits["train"]))].shape[1]
         self.epoch, self.cursor = 0, 0
         self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
@@ -58,8 +65,12 @@ class PreparedData:
     def tokens_per_batch(self) -> int:
         return self.batch_size * self.seq_len
 
+    def rows(self, split: str) -> int:
+        """Rows in `split` ("train" or "val")."""
+        return split_rows(self.splits[split])
+
     def next_batch(self) -> Batch:
-        rows = len(self.splits["train"]["input_ids"])
+        rows = self.rows("train")
         if self.cursor + self.global_batch > rows:
             self.epoch, self.cursor = self.epoch + 1, 0
         order = self._epoch_order(rows)
@@ -70,7 +81,7 @@ class PreparedData:
     def eval_batches(self, split: str, count: int, step: int) -> Iterator[Batch]:
         """The same fixed batches at every evaluation (the first ones of the split, in order), so that the
         numbers are comparable from step to step; never more batches than it takes to cover the split once."""
-        rows = len(self.splits[split]["input_ids"])
+        rows = self.rows(split)
         count = min(count, -(-rows // self.global_batch))
         for k in range(count):
             start = k * self.global_batch + self.rank * self.batch_size
@@ -81,6 +92,10 @@ class PreparedData:
             self._order = np.random.default_rng([self.seed, self.epoch]).permutation(rows)
             self._order_epoch = self.epoch
         return self._order
+
+    def rows_at(self, split: str, index: np.ndarray) -> Batch:
+        """The batch of rows `index` of `split` (a DPO/KTO reference scores every row through it once)."""
+        return self._rows(split, index)
 
     def _rows(self, split: str, index: np.ndarray) -> Batch:
         return rows_batch(self.splits[split], index)

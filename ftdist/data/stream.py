@@ -26,6 +26,8 @@ Batch = dict[str, torch.Tensor]
 class TokenStreamData:
     """Random windows over a token stream. Batches are `input_ids` (B, T) and aligned `labels` (B, T)."""
 
+    row_kind = "tokens"
+
     def __init__(
         self,
         tokens: torch.Tensor,
@@ -52,6 +54,10 @@ class TokenStreamData:
     @property
     def tokens_per_batch(self) -> int:
         return self.batch_size * self.seq_len
+
+    def rows(self, split: str) -> int:
+        """The windows `split` can give: one per start offset."""
+        return len(self.splits[split]) - self.seq_len
 
     def next_batch(self) -> Batch:
         return self._windows(self.splits["train"], self.generator)

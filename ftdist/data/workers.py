@@ -24,6 +24,7 @@ import numpy as np
 from ftdist.config.data import DataConfig
 from ftdist.data.recipes.base import Example
 from ftdist.data.tokenize import Tokenized, encode_documents, tokenize_segments
+from ftdist.data.tokenize_preference import tokenize_preference
 
 BATCH_EXAMPLES = 512
 BATCH_CHARS = 1 << 20  # 1 MB of text per batch: a few ms of pickling for about 2 s of tokenizing
@@ -46,11 +47,14 @@ def batches(examples: Iterable[Example]) -> Iterator[list[Example]]:
 Packed = tuple[np.ndarray, np.ndarray, np.ndarray, int, Counter]  # ids, labels, lengths, truncated, dropped
 
 
-def _work(batch: list[Example]) -> np.ndarray | Packed:
-    """One batch in a worker: the document stream (documents) or flat examples (segments), cheap to pickle."""
+def _work(batch: list[Example]) -> np.ndarray | Packed | Tokenized:
+    """One batch in a worker: the document stream (documents), flat examples (segments), cheap to pickle, or
+    the preference records (a few small arrays each)."""
     tokenizer, config, kind = _STATE["args"]
     if kind == "documents":
         return encode_documents(batch, tokenizer, config)
+    if kind == "preference":
+        return tokenize_preference(batch, tokenizer, config)
     out = tokenize_segments(batch, tokenizer, config)
     lengths = np.array([len(ids) for ids, _ in out.examples], dtype=np.int64)
     ids = np.concatenate([i for i, _ in out.examples]) if out.examples else np.empty(0, np.int32)
@@ -58,8 +62,10 @@ def _work(batch: list[Example]) -> np.ndarray | Packed:
     return ids, labels, lengths, out.truncated, out.dropped
 
 
-def unpack(result: Packed) -> Tokenized:
-    """Examples as views into the flat arrays a worker returned."""
+def unpack(result: Packed | Tokenized) -> Tokenized:
+    """Examples as views into the flat arrays a worker returned (preference records come whole)."""
+    if isinstance(result, Tokenized):
+        return result
     ids, labels, lengths, truncated, dropped = result
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     examples = [(ids[a:b], labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -19,7 +19,7 @@ method_class = REGISTRY.load
 
 def apply_method(model, config):
     """The model to train under `config.method` (the base with adapters, or the base itself)."""
-    return method_class(config.method.name).apply(model, config)
+    return method_class(config.method.weights).apply(model, config)
 
 
 __all__ = ["REGISTRY", "Method", "apply_method", "method_class"]

@@ -73,7 +73,7 @@ def add_adapters(model: nn.Module, config) -> nn.Module:
 
     settings = config.method.lora
     targets = resolve_targets(model, settings.target_modules)
-    if config.method.name == "qlora":
+    if config.method.weights == "qlora":
         # Activation checkpointing is the strategy's job (`enable_hf_activation_checkpointing`, non-reentrant, so
         # peft's input-grad hook is not needed); peft would call transformers' deprecated name for it.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -85,7 +85,8 @@ def add_adapters(model: nn.Module, config) -> nn.Module:
         bias=settings.bias,
         modules_to_save=settings.modules_to_save or None,
         fan_in_fan_out=_uses_conv1d(model, targets),
-        task_type="CAUSAL_LM",
+        # SEQ_CLS: a reward model's new score head trains in full beside the adapters (peft's modules_to_save)
+        task_type="SEQ_CLS" if config.method.objective == "reward" else "CAUSAL_LM",
     )
     with without_peft_deprecation_notice():
         model = get_peft_model(model, lora_config)  # autocast_adapter_dtype: 16-bit adapters are made fp32

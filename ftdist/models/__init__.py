@@ -8,6 +8,7 @@ through the same `from_pretrained` path as a real model).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "check_safetensors_folder",
     "count_parameters",
     "load_pretrained",
+    "model_class",
     "model_from",
     "model_width",
 ]
@@ -71,13 +73,72 @@ def model_from(
 ) -> PreTrainedModel:
     """`build_model` from an already resolved `base_folder` (which is collective on a scratch base), with the
     weights in `dtype` (fp32 unless the method freezes them: `Method.base_dtype`). A fresh model is fp32."""
+    auto_class, head = model_class(config), head_options(config, tokenizer)
     if folder is None:
         torch.manual_seed(config.seed)
         hf_config = scratch_model_config(config.model.scratch, len(tokenizer), config.data.seq_len)
-        return AutoModelForCausalLM.from_config(hf_config)
-    options = quantized_load_options(config)
-    model = load_pretrained(str(folder), trust_remote_code=config.model.trust_remote_code, dtype=dtype, **options)
-    return model  # activation checkpointing is the strategy's job (strategy.activation_checkpointing)
+        for key, value in head.items():
+            setattr(hf_config, key, value)
+        return auto_class.from_config(hf_config)
+    options = {**quantized_load_options(config), **head}
+    if head:
+        torch.manual_seed(config.seed)  # the new head's initial weights
+    trust = config.model.trust_remote_code
+    with _new_head_is_expected(bool(head)):
+        return load_pretrained(str(folder), trust_remote_code=trust, dtype=dtype, auto_class=auto_class, **options)
+
+
+def model_class(config: RunConfig):
+    """The transformers auto class a run trains: a causal LM, or for `method: reward` a sequence classifier."""
+    if config.method.objective == "reward":
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+    return AutoModelForCausalLM
+
+
+def model_class_of_folder(folder: Path):
+    """The auto class a saved model folder loads with: a sequence classifier when its config.json names one."""
+    try:
+        architectures = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        architectures = []
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+    return AutoModelForCausalLM
+
+
+def head_options(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None) -> dict:
+    """Config values the reward model's head needs: one output, and the pad token transformers pools at."""
+    if config.method.objective != "reward":
+        return {}
+    return {"num_labels": 1, "pad_token_id": None if tokenizer is None else padding_id(tokenizer)}
+
+
+def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id prepared rows are padded with: the pad token, else EOS, else 0 (a reward model pools at the last
+    token that is not this one, so its config must name the same id)."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+
+@contextlib.contextmanager
+def _new_head_is_expected(new_head: bool):
+    """A reward model starts from a causal LM: its score head is new, which transformers reports at length."""
+    if not new_head:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
 
 
 def base_folder(config: RunConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> Path | None:
@@ -123,16 +184,16 @@ def model_width(config: RunConfig) -> int | None:
     return fields.get("hidden_size") or fields.get("n_embd") or fields.get("d_model")
 
 
-def load_pretrained(path: str, trust_remote_code: bool = False, **kwargs) -> PreTrainedModel:
+def load_pretrained(
+    path: str, trust_remote_code: bool = False, auto_class=AutoModelForCausalLM, **kwargs
+) -> PreTrainedModel:
     """Load a causal LM from a folder or hub id, safetensors only (no pickle), fp32 master weights."""
     _check_local(path, "model.path")
     check_safetensors_folder(Path(path).expanduser())
     warn_remote_code(Path(path).expanduser(), trust_remote_code)
     kwargs.setdefault("dtype", torch.float32)
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            path, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
-        )
+        return auto_class.from_pretrained(path, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs)
     except OSError as error:
         raise FtdistError(f"could not load model.path={path}: {error}") from None
 

@@ -22,7 +22,7 @@ SERVED_DEVICES = ("cuda", "cpu", "xpu")  # devices bitsandbytes 0.50 has 4-bit k
 
 def quantized_load_options(config: RunConfig) -> dict:
     """`from_pretrained` keyword arguments for the method: {} unless the base is quantized."""
-    if config.method.name != "qlora":
+    if config.method.weights != "qlora":
         return {}
     from transformers import BitsAndBytesConfig
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerBase
+from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from ftdist.config import RunConfig
-from ftdist.models import base_folder, model_from
+from ftdist.models import base_folder, head_options, model_class, model_from
 
 _UNRESOLVED = object()
 
@@ -48,7 +48,7 @@ class ModelRecipe:
     def reads_weights(self) -> bool:
         """Whether building reads weights from files (so one rank can read them for all); a fresh model does not,
         and a quantized base is quantized while it loads (no skeleton of it can be built empty)."""
-        return self.folder is not None and self.config.method.name != "qlora"
+        return self.folder is not None and self.config.method.weights != "qlora"
 
     def build(self) -> nn.Module:
         """The model with its weights read from `folder` (or seeded fresh), the method applied."""
@@ -59,8 +59,10 @@ class ModelRecipe:
         what a rank that receives its weights from rank 0 builds. Requires `reads_weights`."""
         trust = self.config.model.trust_remote_code
         hf_config = AutoConfig.from_pretrained(self.folder, trust_remote_code=trust)
+        for key, value in head_options(self.config, self.tokenizer).items():
+            setattr(hf_config, key, value)
         with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(hf_config, dtype=self.dtype, trust_remote_code=trust)
+            model = model_class(self.config).from_config(hf_config, dtype=self.dtype, trust_remote_code=trust)
             return self.method.apply(model, self.config)
 
 

@@ -247,8 +247,9 @@ def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     saved = shape.layers * (layer_input if cand.checkpointing else layer)
     upcast = 4 if c < 4 else 0
     logit_rows = min(tokens, w.loss_chunk) if w.loss_chunk else tokens  # the chunked loss holds one chunk's
-    logits_fwd = logit_rows * shape.vocab * (c + upcast + 4)
-    logits_bwd = logit_rows * shape.vocab * (12 + (c if c < 4 else 0))
+    outputs = 1 if w.objective == "reward" else shape.vocab  # a reward head scores; it has no vocabulary
+    logits_fwd = logit_rows * outputs * (c + upcast + 4)
+    logits_bwd = logit_rows * outputs * (12 + (c if c < 4 else 0))
     return Activations(layer, layer_input, saved, 2 * tokens * h * c, logits_fwd, logits_bwd)
 
 

@@ -28,7 +28,7 @@ def render_table(plan: Plan, own: Candidate | None = None) -> str:
         f"batch     {w.micro_batch} x {w.seq_len} tokens per micro-step, accumulation {w.grad_accum}, optimizer "
         f"{w.optimizer}, precision {plan.rows[0].estimate.precision}",
         f"hardware  {plan.hardware.describe()}",
-        *[f"note      {n}" for n in shape.notes],
+        *[f"note      {n}" for n in (*shape.notes, *objective_notes(w))],
         "",
     ]
     names = [
@@ -167,3 +167,21 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "reason": plan.reason,
         "what_would_fit": plan.suggestions,
     }
+
+
+def objective_notes(w) -> list[str]:
+    """What a preference objective adds to the step, in words (the figures already include it)."""
+    if w.objective == "sft":
+        return []
+    pair = "the response and its KL sequence" if w.objective == "kto" else "chosen and rejected"
+    notes = [f"{w.objective}: each row is two sequences ({pair}); the micro-batch above counts sequences"]
+    if w.reference == "adapters":
+        notes.append("reference: this model with its adapters disabled, one more forward without gradients per step")
+    elif w.reference == "precompute":
+        notes.append(
+            "reference: scores computed once by the starting model before the first step (one pass over "
+            "the data without gradients), then read by row: no second copy of the model"
+        )
+    else:
+        notes.append("reward: a one-output score head replaces the vocabulary's logits")
+    return notes

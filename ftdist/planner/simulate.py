@@ -74,7 +74,7 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
     dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world)
     try:
         torch.distributed.device_mesh.init_device_mesh("cpu", (world,))  # outside fake mode (see the module doc)
-        base_dtype = method_class(config.method.name).base_dtype(_precision(precision))  # as the trainer loads it
+        base_dtype = method_class(config.method.weights).base_dtype(_precision(precision))  # as the trainer loads it
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(hf_config, dtype=base_dtype)
         model = apply_method(model, config)

@@ -39,6 +39,11 @@ class Workload:
     # (models.load_pretrained; LoRA's frozen base in the compute dtype, analytic.base_bytes); 2 models a 16-bit
     # load of everything, as the enterprise study's full fine-tuning scripts do
     loss_chunk: int | None = None  # tokens per chunk of the chunked loss (train.chunked_loss), None: whole logits
+    # sft | dpo | kto | reward. A preference row is two sequences (micro_batch counts sequences); DPO and KTO's
+    # reference is the same model (adapters disabled) or scores computed before training: no second copy;
+    # a reward model's head has one output instead of the vocabulary.
+    objective: str = "sft"
+    reference: str | None = None  # dpo/kto: adapters | precompute (method.reference)
 
     @property
     def tokens(self) -> int:
@@ -66,15 +71,18 @@ class Workload:
 def workload_from_config(config: Any) -> Workload:
     """The workload of a `RunConfig`."""
     method = config.method
+    sft = method.objective == "sft"
     lora = method.lora
     shape = model_shape(config)
     return Workload(
         shape=shape,
-        method=method.name,
+        method=method.weights,
         optimizer=config.optim.name,
         precision=config.precision,
         seq_len=config.data.seq_len,
-        micro_batch=config.train.micro_batch_size,
+        # A preference row is two sequences through the model: chosen and rejected (KTO: the response and
+        # its KL sequence), so a micro-batch of B rows holds activations of 2B sequences.
+        micro_batch=config.train.micro_batch_size * (1 if sft else 2),
         grad_accum=config.train.grad_accum,
         lora_rank=lora.r or 8,
         lora_targets=tuple(lora.target_modules) if isinstance(lora.target_modules, list) else lora.target_modules,
@@ -83,7 +91,10 @@ def workload_from_config(config: Any) -> Workload:
         double_quant=method.quantization.double_quant,
         sgd_momentum=config.optim.momentum,
         optimizer_fallback=config.optim.on_unsupported == "fallback",
-        loss_chunk=config.train.loss_chunk_tokens(config.data.seq_len, shape.vocab),
+        # the preference objectives score whole logits (ftdist.training.objectives.sequence_logps)
+        loss_chunk=config.train.loss_chunk_tokens(config.data.seq_len, shape.vocab) if sft else None,
+        objective=method.objective,
+        reference=method.reference,
     )
 
 

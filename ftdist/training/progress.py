@@ -117,6 +117,7 @@ class LogWindow:
 
     def _reset(self) -> None:
         self.loss_sum: torch.Tensor | None = None
+        self.metric_sums: dict[str, torch.Tensor] = {}  # an objective's own metrics (DPO rewards, accuracy)
         self.steps = 0
         self.tokens = 0
         self.seconds = 0.0
@@ -128,6 +129,16 @@ class LogWindow:
         self.tokens += tokens
         self.seconds += seconds
 
+    def add_metrics(self, metrics: dict[str, torch.Tensor]) -> None:
+        """One step's metrics (means over its units), summed over the window like the loss."""
+        for key, value in metrics.items():
+            value = value.detach().float()
+            self.metric_sums[key] = self.metric_sums[key] + value if key in self.metric_sums else value
+
+    def metric_means(self) -> dict[str, torch.Tensor]:
+        """The window's mean of each metric (call before `take`, which starts the window afresh)."""
+        return {key: value / max(1, self.steps) for key, value in sorted(self.metric_sums.items())}
+
     def take(self) -> tuple[torch.Tensor, float]:
         """(mean loss tensor, tokens/s) of the window, which starts afresh."""
         mean = self.loss_sum / max(1, self.steps)
@@ -137,10 +148,18 @@ class LogWindow:
 
     def state_dict(self) -> dict[str, Any]:
         total = None if self.loss_sum is None else self.loss_sum.detach().cpu()
-        return {"loss_sum": total, "steps": self.steps, "tokens": self.tokens, "seconds": self.seconds}
+        metrics = {key: value.detach().cpu() for key, value in self.metric_sums.items()}
+        return {
+            "loss_sum": total,
+            "steps": self.steps,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+            "metric_sums": metrics,
+        }
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         self._reset()
         if state:  # checkpoints from before the window was saved have none: start afresh
             self.loss_sum = None if state["loss_sum"] is None else state["loss_sum"].to(self.device)
             self.steps, self.tokens, self.seconds = state["steps"], state["tokens"], state["seconds"]
+            self.metric_sums = {key: value.to(self.device) for key, value in state.get("metric_sums", {}).items()}

@@ -24,18 +24,13 @@ Resume across world sizes (a 2-rank checkpoint on 1 rank) is checked for one pai
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, run_cli
+from conftest import kill_after_first_checkpoint, run_cli
 from ftdist.cli import main
 from ftdist.config import load_config
 from ftdist.data import build_data
@@ -65,20 +60,6 @@ MID_RUN = 4
 def _command(method: str, strategy: str, run_dir: Path, *extra: str, nproc: int | None = None) -> list[str]:
     nproc = nproc or (1 if strategy == "single" else 2)
     return command(run_dir, f"method={method}", *STRATEGIES[strategy], *extra, nproc=nproc)
-
-
-def _kill_after_first_checkpoint(args: list[str], run_dir: Path) -> None:
-    """Start the run and SIGKILL its whole process group as soon as its first checkpoint is published."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    argv = [sys.executable, "-m", "ftdist", *args]
-    process = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
-    latest, deadline = run_dir / "checkpoints" / "latest", time.time() + 300
-    while time.time() < deadline and not latest.exists() and process.poll() is None:
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert latest.exists(), "the run died before its first checkpoint"
-    assert not (run_dir / "final").exists(), "the run finished before it could be killed"
 
 
 def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -135,7 +116,7 @@ def test_kill_resume_export_merge(method, strategy, tmp_path, request):
         last_checkpoint = reference / "checkpoints" / f"step-{STEPS}"
         assert_same_weights(read_checkpoint_state(last_checkpoint), _final_weights(reference))
 
-    _kill_after_first_checkpoint(_command(method, strategy, killed), killed)
+    kill_after_first_checkpoint(_command(method, strategy, killed), killed)
     run(_command(method, strategy, killed))  # the same command again: resume: auto
     assert curve(killed) == points, "the resumed run logged other losses than the uninterrupted one"
     _assert_bitwise_equal(_final_weights(killed), _final_weights(reference))

@@ -16,9 +16,14 @@ def test_every_strategy_name_the_config_accepts_has_a_class_and_no_other() -> No
 
 
 def test_every_method_name_the_config_accepts_has_a_class_and_no_other() -> None:
+    from ftdist.config.method import PREFERENCE_METHODS, Finetuning
     from ftdist.methods import REGISTRY
+    from ftdist.training.objectives import REGISTRY as OBJECTIVES
 
-    assert set(REGISTRY) == set(get_args(MethodConfig.model_fields["name"].annotation))
+    names = set(get_args(MethodConfig.model_fields["name"].annotation))
+    weights = names - set(PREFERENCE_METHODS)  # how weights train: one Method class each
+    assert set(REGISTRY) == weights and set(get_args(Finetuning)) <= weights
+    assert set(OBJECTIVES) == {"sft", *PREFERENCE_METHODS}  # what the loss is: one objective each
 
 
 def test_every_eval_task_and_scorer_name_has_an_implementation_and_no_other() -> None:

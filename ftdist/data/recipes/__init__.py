@@ -6,6 +6,8 @@ Every recipe module has `KIND` and `examples(config, tokenizer)`:
 - `KIND = "documents"`: each `Example` is one trained document; documents are joined and chunked by tokens.
 A recipe yields `Skipped(origin, reason)` for a record it leaves out on purpose (counted in the data card);
 a record that is *wrong* raises `DataError` naming its file and line instead.
+- `KIND = "preference"`: each `PreferenceExample` is a prompt with its responses (chosen and rejected, or
+  one completion with its label); it becomes one prepared row (`ftdist.data.preference_rows`), never packed.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ftdist.data.recipes.base import Example, Skipped
+from ftdist.data.recipes.base import Example, PreferenceExample, Skipped
 
 REGISTRY = {
     name: f"ftdist.data.recipes.{name}"
-    for name in ("text", "instruction", "chat", "qa", "keywords", "headings", "code")
+    for name in ("text", "instruction", "chat", "qa", "keywords", "headings", "code", "preference")
 }
 
-__all__ = ["REGISTRY", "Example", "Skipped", "load_recipe"]
+__all__ = ["REGISTRY", "Example", "PreferenceExample", "Skipped", "load_recipe"]
 
 
 def load_recipe(name: str) -> ModuleType:

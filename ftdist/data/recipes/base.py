@@ -18,6 +18,25 @@ class Example:
 
 
 @dataclass
+class PreferenceExample:
+    """One preference record: a masked prompt and its responses, each a list of (text, trained) segments.
+
+    Pairs hold two responses (chosen, rejected) and `desirable=None`; an unpaired (KTO) example holds one
+    response (its completion) and `desirable` 1 or 0. It stays one item through tokenizing and writing."""
+
+    prompt: str
+    responses: list[list[tuple[str, bool]]]
+    origin: str
+    desirable: int | None = None
+    eos: bool = True  # append EOS to each response (when data.add_eos); chat templates end turns themselves
+
+    @property
+    def segments(self) -> list[tuple[str, bool]]:
+        """Every text of the record (for the char vocabulary and batch sizes)."""
+        return [(self.prompt, False), *(segment for response in self.responses for segment in response)]
+
+
+@dataclass
 class Skipped:
     """A record left out on purpose (e.g. a function without a docstring), counted by reason in the card."""
 

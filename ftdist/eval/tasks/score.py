@@ -18,23 +18,47 @@ from ftdist.eval.tasks.questions import QuestionsTask
 
 
 class RewardScorer:
-    """Scores (prompt, response) pairs with a sequence-classification model from a local folder."""
+    """Scores (prompt, response) pairs with a sequence-classification model: a local folder, or a run of
+    `method: reward` (its final model, adapters included), which reads each pair as it trained: the prompt's
+    tokens, the response's, then EOS."""
 
     def __init__(self, folder: str | Path, device: torch.device) -> None:
+        from ftdist.run_folder import RunFolder, load_trained, resolve_model_folder, run_config_for
+
+        self.device = device
+        config = None
+        if RunFolder.of(folder) is not None or (Path(folder) / "final").exists():
+            folder = resolve_model_folder(folder)
+            config = run_config_for(Path(folder))
+        self.trained_here = config is not None and config.method.objective == "reward"
+        self.add_eos = bool(config and config.data.add_eos)
+        if self.trained_here:
+            self.model, self.tokenizer, _ = load_trained(folder, device)
+            return
         if not (Path(folder) / "config.json").exists():
             raise FtdistError(
-                f"reward_model={folder} is not a local model folder (no config.json); point it at a saved "
-                "AutoModelForSequenceClassification, e.g. an OpenAssistant reward model downloaded beforehand"
+                f"reward_model={folder} is not a local model folder (no config.json) nor a run of method: reward; "
+                "point it at a saved AutoModelForSequenceClassification, e.g. an OpenAssistant reward model "
+                "downloaded beforehand, or at a run trained with method: reward"
             )
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).to(device).eval()
-        self.device = device
 
     @torch.no_grad()
     def score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        if self.trained_here:
+            return [self._score_as_trained(prompt, response) for prompt, response in zip(prompts, responses)]
         inputs = self.tokenizer(prompts, responses, padding=True, truncation=True, return_tensors="pt").to(self.device)
         logits = self.model(**inputs).logits  # (B, num_labels)
         return logits[:, 0].float().tolist()
+
+    def _score_as_trained(self, prompt: str, response: str) -> float:
+        from ftdist.data.tokenize import encode
+
+        prompt_ids, response_ids = encode(self.tokenizer, [prompt, response])
+        eos = [self.tokenizer.eos_token_id] if self.add_eos and self.tokenizer.eos_token_id is not None else []
+        ids = torch.tensor([prompt_ids + response_ids + eos], device=self.device)
+        return float(self.model(input_ids=ids).logits[0, 0])
 
 
 class ScoreTask(QuestionsTask):

@@ -1,0 +1,68 @@
+"""`kto`: Kahneman-Tversky Optimization (Ethayarajh et al., 2024) on responses labelled desirable or not.
+
+Per row, with r = log pi(response) - log ref(response) summed over the response's tokens, and z the
+micro-batch's KL estimate mean(log pi(y') - log ref(y')) over mismatched sequences y' (the row's prompt with
+another row's response, built when the data is prepared), averaged over the ranks, detached and clamped at 0:
+desirable rows lose desirable_weight * (1 - sigmoid(beta (r - z))), undesirable ones undesirable_weight *
+(1 - sigmoid(beta (z - r))). These are TRL's `KTOTrainer` definitions (its default `kto` loss).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ftdist.training.objectives.base import Batch, Objective
+from ftdist.training.objectives.reference import build_reference
+from ftdist.training.objectives.sequence_logps import joined, response_logps
+
+
+class KtoObjective(Objective):
+    row_kind = "unpaired"
+
+    def __init__(self, config, strategy, device, head=None) -> None:
+        super().__init__(config, strategy, device, head)
+        self.settings = config.method.kto
+        self.reference = build_reference(config.method, strategy, self.logps, columns=2)
+
+    def logps(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(response, KL sequence) log-probabilities, each (B,). The KL sequences take no gradient (TRL's)."""
+        ids, labels = joined(batch, "", "kl_", self.device)
+        half = len(ids) // 2
+        response = response_logps(model, ids[:half], labels[:half])[0]
+        with torch.no_grad():
+            mismatched = response_logps(model, ids[half:], labels[half:])[0]
+        return response, mismatched
+
+    def count(self, batch: Batch) -> int:
+        return len(batch["input_ids"])
+
+    def before_training(self, trainer) -> None:
+        self.reference.prepare(trainer)
+
+    def loss_sum(
+        self, model: nn.Module, batch: Batch, split: str = "train"
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        response, mismatched = self.logps(model, batch)
+        ref_response, ref_mismatched = self.reference.scores(model, batch, split)
+        kl = (mismatched - ref_mismatched).mean().detach()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(kl, op=dist.ReduceOp.SUM)  # the ranks run the same micro-steps: one collective each
+            kl = kl / dist.get_world_size()
+        kl = kl.clamp(min=0)
+        ratio = response - ref_response
+        desirable = batch["desirable"].to(ratio.device).bool()
+        beta, s = self.settings.beta, self.settings
+        losses = torch.where(
+            desirable,
+            s.desirable_weight * (1 - torch.sigmoid(beta * (ratio - kl))),
+            s.undesirable_weight * (1 - torch.sigmoid(beta * (kl - ratio))),
+        )
+        rewards = beta * ratio.detach()
+        metrics = {
+            "rewards_desirable": (rewards * desirable).sum(),
+            "rewards_undesirable": (rewards * ~desirable).sum(),
+            "kl": kl * len(ratio),
+        }
+        return losses.sum(), metrics
