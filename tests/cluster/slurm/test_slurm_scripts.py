@@ -70,6 +70,30 @@ def test_13b_script_launch_logic_on_two_cpu_processes(tmp_path: Path):
     assert (run / "final" / "model.safetensors").exists()
 
 
+def test_a_dpo_job_runs_through_the_same_script_on_two_processes(tmp_path: Path):
+    """Preference tuning under Slurm: the 13B script's srun -> torchrun path with FSDP2 and full-weight DPO, whose
+    ranks score every pair with the starting model before step 1 and then learn the preference."""
+    import math
+
+    import yaml
+    from preference_helpers import preference_config, write_pairs
+
+    run, log = tmp_path / "run", tmp_path / "job.out"
+    config = tmp_path / "dpo.yaml"
+    method = {"name": "dpo"}
+    config.write_text(yaml.safe_dump(preference_config(run, write_pairs(tmp_path / "pairs.jsonl"), method)))
+    options = ["--nodes=1", "--gpus-per-node=0", "--cpus-per-task=2", "--mem=4G", "--time=30"]
+    env = {**job_env(), "FTDIST_NPROC_PER_NODE": "2"}
+    job = sbatch("slurm/full_ft_13b.sh", [str(config), "strategy=fsdp", "train.micro_batch_size=4"], options, log, env)
+    info = wait_job(job, 400)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED", text
+    assert "| dpo | fsdp x2" in text, text
+    losses = list(loss_curve(run).values())
+    assert losses[0] == pytest.approx(math.log(2), abs=1e-6) and losses[-1] < losses[0] - 0.1, losses
+    assert (run / "reference" / "scores.npz").exists() and (run / "final" / "model.safetensors").exists()
+
+
 def test_preempted_job_requeues_and_resumes_exactly(tmp_path: Path):
     """USR1 mid-run: save, exit 75, `scontrol requeue`, resume from `latest`; same result as no preemption."""
     args = [*TINY, "train.max_steps=400"]

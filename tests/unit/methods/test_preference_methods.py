@@ -118,3 +118,15 @@ def test_mismatched_preference_settings_are_named_with_their_fix(data, tmp_path,
     config = preference_config(tmp_path / "run", data["pairs"], {"name": "dpo"})
     with pytest.raises(ftdist.errors.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(config, change)
+
+
+@pytest.mark.parametrize("name", ["dpo", "kto", "reward"])
+def test_doctor_runs_two_steps_of_each_preference_method(name, tmp_path, monkeypatch):
+    from conftest import REPO
+    from ftdist.distributed.env import detect_env
+    from ftdist.doctor import tiny_run_row
+
+    monkeypatch.chdir(tmp_path)  # the shipped pairs are prepared into ./.ftdist_cache
+    config = load_config(REPO / "cluster_configs" / "dpo_smollm2_sql.yaml", [f"method.name={name}", "method.dpo=null"])
+    row = tiny_run_row(config, detect_env())
+    assert row.ok and f"{name} x single, tiny llama: 2 steps" in row.result, row

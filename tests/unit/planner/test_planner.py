@@ -28,6 +28,7 @@ CONFIGS = REPO / "cluster_configs"
 # The hardware each shipped config's comment names ("Hardware: ..."), as `ftdist plan` flags.
 SHIPPED_HARDWARE = {
     "dpo_llama2_7b_sql.yaml": ["--gpu", "a100-40"],  # "one 40-80 GB GPU for LoRA"
+    "dpo_smollm2_sql.yaml": ["--gpu", "cpu"],  # "one GPU, or a CPU"
     "full_finetune_smollm2.yaml": ["--gpu", "cpu"],  # "one GPU, or a CPU"
     "llama2_13b_full_fsdp.yaml": ["--gpu", "a100-80", "--gpus", "8"],  # "one node with 8 x 80 GB GPUs"
     "llama2_13b_full_zero3_offload.yaml": ["--gpu", "a100-80", "--gpus", "8", "--cpu-mem", "512GiB"],
