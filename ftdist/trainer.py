@@ -139,15 +139,17 @@ class Trainer:
             norm = {"grad_norm": self.grad_norm} if math.isfinite(self.grad_norm) else {}  # nan: not measured
             lr = self.scheduler.get_last_lr()[0]
             self.log(loss=value, lr=lr, tokens_per_s=tokens_per_s, **norm, **metrics)
-            self.view.update(self.step, value, tokens_per_s, lr, norm.get("grad_norm"))
+            self.view.update(self.step, value, tokens_per_s, lr, norm.get("grad_norm"), metrics)
         else:
             self.view.update(self.step)
         if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):
             self.last_eval = self.evaluate()
             self.log(**self.last_eval)
+            accuracy = self.last_eval.get("val_accuracy")  # preference runs: the share of pairs ranked right
             self.view.say(
                 f"step {self.step}: train loss {self.last_eval['train_loss']:.4f}, "
                 f"val loss {self.last_eval['val_loss']:.4f}"
+                + (f", val accuracy {accuracy:.3f}" if accuracy is not None else "")
             )
         self.checkpointer.maybe_save(self.step)
 

@@ -180,7 +180,7 @@ def write_summary(out: Path, args, reward: Path, sft: Path, dpo: Path, held_out:
         f"LoRA r16 all-linear, seq_len {SEQ_LEN}, {args.test} held-out questions; {os.cpu_count()} CPUs, load "
         f"average {os.getloadavg()[0]:.1f} at the end; {seconds / 60:.1f} min in all.",
         "",
-        f"1. Reward model: ranking accuracy on the {held_out['dpo']['pairs']} held-out pairs "
+        f"1. Reward model: ranking accuracy on {min(held_out['dpo']['pairs'], 2 * args.eval_batches)} held-out pairs "
         f"**{100 * rm['val_accuracy']:.1f}%** (chance 50%), val loss {rm['val_loss']:.3f}.",
         "",
         "2. Held-out pairs (chosen likelier than rejected; mean log-probability margin):",

@@ -68,7 +68,14 @@ def _sample(tokenizer, item: TokenizedPreference) -> str:
     if item.desirable is not None:
         ids, labels = item.sequences[""]
         return f"({'desirable' if item.desirable else 'undesirable'}) {marked(tokenizer, ids, labels)}"
-    return "\n".join(f"{name}: {marked(tokenizer, *item.sequences[name])}" for name in ("chosen", "rejected"))
+    return "\n".join(f"{name}: {_short(marked(tokenizer, *item.sequences[name]))}" for name in ("chosen", "rejected"))
+
+
+def _short(text: str, head: int = 100, tail: int = 230) -> str:
+    """One sequence cut to its start and its trained end, so that a pair's two sequences both show within the
+    card's 700 characters per sample (the card would otherwise cut the pair as one text: chosen's start and
+    rejected's end under the heading `chosen`)."""
+    return text if len(text) <= head + tail + 3 else f"{text[:head]} … {text[-tail:]}"
 
 
 def preference_lines(card: dict) -> list[str]:

@@ -53,11 +53,12 @@ class ProgressView:
         tokens_per_s: float | None = None,
         lr: float | None = None,
         grad_norm: float | None = None,
+        metrics: dict[str, float] | None = None,
     ) -> None:
         if self.started is None:
             self.started, self.started_at = time.monotonic(), step
         if self.plain and loss is not None:
-            print(self.line(step, loss, tokens_per_s, lr, grad_norm), flush=True)
+            print(self.line(step, loss, tokens_per_s, lr, grad_norm, metrics), flush=True)
         if self.bar is None:
             return
         fields = {}
@@ -67,9 +68,11 @@ class ProgressView:
             fields["tps"] = f"{tokens_per_s:,.0f}"
         self.bar.update(self.task, completed=step, **fields)
 
-    def line(self, step: int, loss: float, tokens_per_s=None, lr=None, grad_norm=None) -> str:
-        """`step 200/800  loss 1.2345  lr 3.00e-04  grad norm 0.871  12,345 tok/s  peak 1.2 GiB  ETA 0:05:12`."""
+    def line(self, step: int, loss: float, tokens_per_s=None, lr=None, grad_norm=None, metrics=None) -> str:
+        """`step 200/800  loss 1.2345  lr 3.00e-04  grad norm 0.871  12,345 tok/s  peak 1.2 GiB  ETA 0:05:12`;
+        a preference run adds its pair accuracy and reward margin after the loss (`accuracy 0.750  margin 0.412`)."""
         parts = [f"step {step}/{self.total}", f"loss {loss:.4f}"]
+        parts += [f"{key} {(metrics or {})[key]:.3f}" for key in SHOWN_METRICS if key in (metrics or {})]
         if lr is not None:
             parts.append(f"lr {lr:.2e}")
         if grad_norm is not None and math.isfinite(grad_norm):
@@ -90,6 +93,9 @@ class ProgressView:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+SHOWN_METRICS = ("accuracy", "margin")  # of an objective's metrics, the ones the progress line shows
 
 
 def peak_memory_bytes() -> int:

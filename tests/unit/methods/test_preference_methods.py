@@ -45,6 +45,15 @@ def test_dpo_starts_at_log_2_and_learns_the_preference(data, tmp_path, finetunin
     assert (tmp_path / "run" / "reference" / "scores.npz").exists() == (finetuning == "full")
 
 
+def test_dpo_on_a_4bit_base_uses_the_quantized_model_as_its_own_reference(data, tmp_path):
+    method = {"name": "dpo", "finetuning": "qlora", "lora": {"dropout": 0.0}}
+    ftdist.train(preference_config(tmp_path / "run", data["pairs"], method), ["train.max_steps=6", "optim.lr=1e-2"])
+    curve = losses(tmp_path / "run")
+    assert curve[0] == pytest.approx(math.log(2), abs=1e-6) and all(map(math.isfinite, curve))
+    assert not (tmp_path / "run" / "reference").exists()  # adapters disabled: no scores, no copy
+    assert (tmp_path / "run" / "final" / "adapter_config.json").exists()
+
+
 def test_ipo_starts_at_its_own_fixed_point(data, tmp_path):
     method = {"name": "dpo", "dpo": {"loss": "ipo", "beta": 0.5}}
     ftdist.train(preference_config(tmp_path / "run", data["pairs"], method), ["train.max_steps=4"])
