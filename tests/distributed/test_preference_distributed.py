@@ -2,7 +2,7 @@
 the same global batch (16 rows per step: 8 per rank, or 16 on one), fp32, tolerance 1e-5 relative:
   * full fine-tuning with the precomputed reference (FSDP2, ZeRO-3): the ranks score their shares of the rows
     with the sharded starting model, in collective lock-step, and gather one table;
-  * LoRA with the adapters-disabled reference (DDP, ZeRO-2);
+  * LoRA with the adapters-disabled reference (DDP, FSDP2, ZeRO-2);
   * KTO's KL estimate, averaged over the ranks each micro-step (DDP).
 Then a SIGKILL after a checkpoint of a 2-rank FSDP2 DPO run, and its resume, ends on the uninterrupted run's
 weights: the reference scores written before the first step survive, and the starting model is not needed.
@@ -29,6 +29,7 @@ CASES = {
     "dpo-full-fsdp": ({"name": "dpo"}, ["strategy=fsdp"]),
     "dpo-full-zero3": ({"name": "dpo"}, ["strategy.name=deepspeed", "strategy.zero_stage=3"]),
     "dpo-lora-ddp": (LORA, ["strategy=ddp"]),
+    "dpo-lora-fsdp": (LORA, ["strategy=fsdp"]),
     "dpo-lora-zero2": (LORA, ["strategy.name=deepspeed", "strategy.zero_stage=2"]),
     "kto-full-ddp": ({"name": "kto"}, ["strategy=ddp"]),
 }
