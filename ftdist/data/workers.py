@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import signal
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
@@ -77,6 +78,11 @@ _STATE: dict = {}
 
 def _init(args) -> None:
     _STATE["args"] = args
+    # A forked worker inherits the parent's Python signal handlers. Where the parent catches SIGTERM (a Ray
+    # worker, a test process that ran Ray, a user's own handler), the pool's terminate() at the end of a
+    # prepare would only set the parent's flag in the worker, which then waits for tasks forever, and so does
+    # the join: a hang seen in CI. The workers take the default action again, so terminate() ends them.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def tokenized_batches(
