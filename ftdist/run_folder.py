@@ -150,7 +150,8 @@ def load_base(path: Path | str, config: RunConfig | None) -> nn.Module:
 
     options = quantized_load_options(config) if config is not None else {}
     auto_class = model_class(config) if config is not None else AutoModelForCausalLM
-    head = head_options(config, _tokenizer_of(Path(path))) if config is not None else {}
+    reward = config is not None and config.method.objective == "reward"
+    head = head_options(config, _tokenizer_of(Path(path))) if reward else {}  # a scorer pools at its pad token
     trust = bool(config and config.model.trust_remote_code)
     base = load_pretrained(str(path), trust_remote_code=trust, auto_class=auto_class, **options, **head)
     if options:

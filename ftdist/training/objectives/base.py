@@ -58,3 +58,28 @@ class Objective:
                 f"{source}: method.name={self.config.method.name} trains on {wanted}, but the data gives {kind} rows; "
                 "point data.path at such a file, or choose the method that fits the data"
             )
+
+
+class RowObjective(Objective):
+    """A preference objective: its units are rows (pairs, or unpaired examples), each batch carries their `index`."""
+
+    def count(self, batch: Batch) -> int:
+        return len(batch["index"])
+
+
+class ReferencedObjective(RowObjective):
+    """DPO and KTO: log-ratios against a reference (`ftdist.training.objectives.reference`), whose scores are the
+    two columns `logps(model, batch)` returns; settings are `method.<name>`."""
+
+    def __init__(self, config, strategy, device: torch.device, head=None) -> None:
+        super().__init__(config, strategy, device, head)
+        from ftdist.training.objectives.reference import build_reference
+
+        self.settings = getattr(config.method, config.method.name)
+        self.reference = build_reference(config.method, strategy, self.logps, device)
+
+    def logps(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def before_training(self, trainer) -> None:
+        self.reference.prepare(trainer)

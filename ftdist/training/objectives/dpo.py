@@ -16,29 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftdist.training.loss import IGNORE_INDEX
-from ftdist.training.objectives.base import Batch, Objective
-from ftdist.training.objectives.reference import build_reference
+from ftdist.training.objectives.base import Batch, ReferencedObjective
 from ftdist.training.objectives.sequence_logps import joined, response_logps
 
 
-class DpoObjective(Objective):
+class DpoObjective(ReferencedObjective):
     row_kind = "pairs"
-
-    def __init__(self, config, strategy, device, head=None) -> None:
-        super().__init__(config, strategy, device, head)
-        self.settings = config.method.dpo
-        self.reference = build_reference(config.method, strategy, self.logps, columns=2)
 
     def logps(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(chosen, rejected) response log-probabilities, each (B,), from one forward over both."""
         ids, labels = joined(batch, "chosen_", "rejected_", self.device)
         return response_logps(model, ids, labels)[0].chunk(2)
-
-    def count(self, batch: Batch) -> int:
-        return len(batch["chosen_input_ids"])
-
-    def before_training(self, trainer) -> None:
-        self.reference.prepare(trainer)
 
     def loss_sum(
         self, model: nn.Module, batch: Batch, split: str = "train"

@@ -13,33 +13,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ftdist.training.objectives.base import Batch, Objective
-from ftdist.training.objectives.reference import build_reference
-from ftdist.training.objectives.sequence_logps import joined, response_logps
+from ftdist.training.objectives.base import Batch, ReferencedObjective
+from ftdist.training.objectives.sequence_logps import response_logps, sequences
 
 
-class KtoObjective(Objective):
+class KtoObjective(ReferencedObjective):
     row_kind = "unpaired"
-
-    def __init__(self, config, strategy, device, head=None) -> None:
-        super().__init__(config, strategy, device, head)
-        self.settings = config.method.kto
-        self.reference = build_reference(config.method, strategy, self.logps, columns=2)
 
     def logps(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(response, KL sequence) log-probabilities, each (B,). The KL sequences take no gradient (TRL's)."""
-        ids, labels = joined(batch, "", "kl_", self.device)
-        half = len(ids) // 2
-        response = response_logps(model, ids[:half], labels[:half])[0]
+        response = response_logps(model, *sequences(batch, "", self.device))[0]
         with torch.no_grad():
-            mismatched = response_logps(model, ids[half:], labels[half:])[0]
+            mismatched = response_logps(model, *sequences(batch, "kl_", self.device))[0]
         return response, mismatched
-
-    def count(self, batch: Batch) -> int:
-        return len(batch["input_ids"])
-
-    def before_training(self, trainer) -> None:
-        self.reference.prepare(trainer)
 
     def loss_sum(
         self, model: nn.Module, batch: Batch, split: str = "train"

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -45,13 +43,13 @@ class AdapterReference:
 class PrecomputedReference:
     """Reference scores looked up by row from a table the starting model wrote before training."""
 
-    def __init__(self, score, columns: int) -> None:
-        self.score, self.columns = score, columns
+    def __init__(self, score, device: torch.device, columns: int = 2) -> None:
+        self.score, self.device, self.columns = score, device, columns
         self.tables: dict[str, torch.Tensor] = {}
 
     def scores(self, model: nn.Module, batch: Batch, split: str = "train") -> tuple[torch.Tensor, ...]:
-        table = self.tables[split][batch["index"]]  # (B, columns)
-        return tuple(table[:, column].to(model_device(model)) for column in range(self.columns))
+        table = self.tables[split][batch["index"]].to(self.device)  # (B, columns)
+        return tuple(table[:, column] for column in range(self.columns))
 
     def prepare(self, trainer) -> None:
         """Load the run's table, or compute it now with the starting model (every rank takes part)."""
@@ -106,14 +104,9 @@ class PrecomputedReference:
         return table[:rows].clone()
 
 
-def model_device(model: nn.Module) -> torch.device:
-    with contextlib.suppress(StopIteration):
-        return next(model.parameters()).device
-    return torch.device("cpu")
-
-
-def build_reference(method_config, strategy, score, columns: int):
-    """The reference `method_config.reference` names (adapters or precompute)."""
+def build_reference(method_config, strategy, score, device: torch.device):
+    """The reference `method_config.reference` names (adapters or precompute); `score(model, batch)` gives the
+    two columns it stands in for."""
     if method_config.reference == "adapters":
         return AdapterReference(strategy, score)
-    return PrecomputedReference(score, columns)
+    return PrecomputedReference(score, device)

@@ -13,21 +13,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftdist.training.loss import IGNORE_INDEX
-from ftdist.training.objectives.base import Batch, Objective
+from ftdist.training.objectives.base import Batch, RowObjective
 from ftdist.training.objectives.dpo import preference_metrics
 from ftdist.training.objectives.sequence_logps import joined
 
 
-class RewardObjective(Objective):
+class RewardObjective(RowObjective):
     row_kind = "pairs"
 
     def __init__(self, config, strategy, device, head=None) -> None:
         super().__init__(config, strategy, device, head)
         self.settings = config.method.reward
         self.pad_id: int | None = None  # the model's, read at the first forward
-
-    def count(self, batch: Batch) -> int:
-        return len(batch["chosen_input_ids"])
 
     def scores(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(chosen, rejected) rewards, each (B,) fp32, from one forward over both."""

@@ -9,6 +9,12 @@ from ftdist.training.loss import IGNORE_INDEX
 from ftdist.training.objectives.base import Batch
 
 
+def sequences(batch: Batch, prefix: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, labels) of the batch's `prefix` sequences (`chosen_`, `rejected_`, `kl_` or ""), on `device`."""
+    ids, labels = batch[f"{prefix}input_ids"], batch[f"{prefix}labels"]
+    return ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
 def joined(batch: Batch, first: str, second: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, labels) of the `first` sequences, then the `second` ones, as one (2B, T) batch: one forward
     for both, as TRL's concatenated forward does (the rows are trimmed to one length by the batch source)."""
