@@ -1,8 +1,8 @@
 """How much host memory loading the model costs a job, by rank count: the summed RSS of every rank at once.
 
-    python benchmarks/model_load.py [--phase load|step] [--repo PATH] [--ranks 1 2 4] [--strategies fsdp zero3]
+    python benchmarks/model_load.py [--phase load|step] [--repo PATH] [--ranks 1 2 4] [--strategies fsdp zero3 zero2]
 
-For each strategy (LoRA on FSDP2, LoRA on ZeRO-3; CPU, gloo) and rank count, N processes set up a trainer on a
+For each strategy (LoRA on FSDP2, ZeRO-3 or ZeRO-2; CPU, gloo) and rank count, N processes set up a trainer on a
 Llama built from config and saved to disk (hidden 1024, 20 layers, vocab 32000: 0.32 B parameters, 1.19 GiB in
 fp32), then the same with a tiny Llama (hidden 64, 2 layers). `--phase load` (the default) stops after setup:
 the model loaded and wrapped by the strategy, nothing computed (torchrun running this file's `--worker`);
@@ -30,7 +30,11 @@ import psutil
 GiB = 1 << 30
 BIG = {"hidden_size": 1024, "num_hidden_layers": 20, "num_attention_heads": 16, "intermediate_size": 2816}
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 176}
-STRATEGIES = {"fsdp": ["strategy=fsdp"], "zero3": ["strategy=deepspeed", "strategy.zero_stage=3"]}
+STRATEGIES = {
+    "fsdp": ["strategy=fsdp"],
+    "zero3": ["strategy=deepspeed", "strategy.zero_stage=3"],
+    "zero2": ["strategy=deepspeed", "strategy.zero_stage=2"],
+}
 CONFIG = "cluster_configs/tiny_llama_full.yaml"
 RUN = [
     "method=lora",

@@ -32,6 +32,7 @@ from ftdist.models import count_parameters, model_width
 from ftdist.models.recipe import ModelRecipe
 from ftdist.models.saving import save_hf
 from ftdist.planner.runtime import MemoryCheck, hardware_for_device
+from ftdist.planner.workload import chunk_tokens
 from ftdist.preflight import World, preflight, resolve_auto_strategy
 from ftdist.run_folder import RunFolder
 from ftdist.staging import StorageError, publish_text, staged_folder, storage_errors
@@ -229,9 +230,7 @@ class Trainer:
         self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
         vocab = self.strategy.unwrap(self.model).config.vocab_size
-        self.loss_head = install_chunked_loss(
-            self.strategy.unwrap(self.model), cfg.train.loss_chunk_tokens(cfg.data.seq_len, vocab)
-        )
+        self.loss_head = install_chunked_loss(self.strategy.unwrap(self.model), chunk_tokens(cfg, vocab))
         self.objective = build_objective(cfg, self.strategy, self.device, self.loss_head)
         self.objective.check_data(self.data, f"data.path={cfg.data.path}")
         if cfg.train.compile:

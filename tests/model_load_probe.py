@@ -6,6 +6,7 @@ Run under torchrun: `python tests/model_load_probe.py OUT CONFIG [key=value ...]
     partitions), i.e. whether this rank ever held a full copy;
   * `tied`: whether lm_head and the embeddings are still one parameter after `prepare`;
   * `buffers`: every buffer after `prepare` (rotary inv_freq is in no state dict);
+  * `parameters`: every parameter's local tensor after `prepare` (whole under DDP and ZeRO-1/2, a shard otherwise);
   * `dtypes`: trainable and frozen parameter dtypes after materialize;
   * rank 0 only: `full` (the strategy's gathered weights after `prepare`) and `reference` (what one process
     builds: the recipe built again from the same random state, without any strategy).
@@ -100,6 +101,8 @@ def main(out: Path, config: str, overrides: list[str]) -> None:
     module = trainer.strategy.unwrap(trainer.model).get_base_model()
     record["tied"] = module.lm_head.weight is module.get_input_embeddings().weight
     record["buffers"] = {name: b.detach().cpu().clone() for name, b in trainer.model.named_buffers()}
+    local = {name: getattr(p, "_local_tensor", p) for name, p in module.named_parameters()}
+    record["parameters"] = {name: p.detach().cpu().clone() for name, p in local.items()}
     full = trainer.strategy.full_state_dict(trainer.model)  # collective
     record["read"] = sorted(READ)
     if trainer.env.is_main:

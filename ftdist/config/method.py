@@ -189,6 +189,12 @@ class MethodConfig(NamedSection):
         return self.name if self.name in PREFERENCE_METHODS else "sft"
 
     @property
+    def sequences_per_row(self) -> int:
+        """Sequences one row of a micro-batch puts through the model: 2 for a preference row (chosen and
+        rejected; KTO's response and its KL sequence), else 1."""
+        return 1 if self.objective == "sft" else 2
+
+    @property
     def reference(self) -> str | None:
         """`adapters` or `precompute` for dpo and kto (auto resolved); None for methods without a reference."""
         if self.name not in ("dpo", "kto"):

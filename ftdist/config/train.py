@@ -36,17 +36,20 @@ class TrainConfig(Section):
     `tokens_per_s` their average rate (as HF Trainer logs them)."""
     chunked_loss: bool | None = None
     """Compute the LM head and the cross-entropy a chunk of tokens at a time, recomputing each chunk in
-    backward, so the (tokens x vocabulary) logits are never held whole. Unset: on where one micro-batch's
+    backward, so the (tokens x vocabulary) logits are never held whole (also for DPO and KTO, which sum
+    each response's token log-probabilities). Unset: on where one micro-batch's
     logits would take at least CHUNKED_LOSS_FROM values (e.g. SmolLM2 at 2 x 1024 tokens, Llama-3 at any
     length), off for small vocabularies and under `compile`. The loss and gradients equal the plain ones
     within fp32 rounding."""
 
-    def loss_chunk_tokens(self, seq_len: int, vocab: int) -> int | None:
+    def loss_chunk_tokens(self, seq_len: int, vocab: int, sequences_per_row: int = 1) -> int | None:
         """Tokens per chunk of the chunked loss, or None for the plain loss (the one rule the trainer and the
-        planner share). A chunk holds about CHUNK_LOGITS logit values."""
+        planner share). A chunk holds about CHUNK_LOGITS logit values. `sequences_per_row`: 2 for the
+        preference objectives, whose rows are pairs (`MethodConfig.sequences_per_row`)."""
         on = self.chunked_loss
         if on is None:
-            on = not self.compile and self.micro_batch_size * seq_len * vocab >= CHUNKED_LOSS_FROM
+            logits = self.micro_batch_size * sequences_per_row * seq_len * vocab
+            on = not self.compile and logits >= CHUNKED_LOSS_FROM
         return max(1, CHUNK_LOGITS // max(1, vocab)) if on else None
 
 

@@ -14,8 +14,9 @@ Model states follow what ftdist's strategies actually hold:
     up to 4 x the largest parameter at once. LoRA: only trainable parameters carry the 16 extra bytes.
     ZeRO-1/2 optimizer offload on the host: what stage_1_and_2.py allocates per rank, not its estimator (below).
 Host per node (`host`): the model load, as `Strategy.materialize` does it (ftdist/strategies/materialize.py):
-one copy on rank 0's node for single, ddp, fsdp and ZeRO-3 (zero.Init: rank 0 reads the checkpoint, every rank
-builds only its partition), one per rank for ZeRO-1/2; then the offloaded states, allocated after the loaded
+one copy on rank 0's node (rank 0 reads, the others build an empty skeleton and receive; ZeRO-3: zero.Init, where
+every rank builds only its partition), and one per rank for a QLoRA base under ZeRO-1/2, which quantizes as it
+loads on every rank; then the offloaded states, allocated after the loaded
 copy is released (FSDP2's offloaded shards exist while rank 0 still holds it: those two add up).
 Activations: per decoder layer and token, SDPA attention, (6h + 2kv + 4i) values for a gated MLP
 ((6h + 2kv + 2i) otherwise) in the compute dtype, plus fp32 norm inputs under 16-bit compute; eager attention
@@ -193,8 +194,10 @@ def _deepspeed_states(w: Workload, cand: Candidate, hw: Hardware, c: int, opt: i
         dev["weights"] = 0
     if stage == 3:  # zero.Init: rank 0 reads the checkpoint (16-bit for the models this plans); partitions on GPU
         host["model_load"] = c * total
-    else:  # ZeRO-1/2 keep a whole model on every rank, which every rank loads
+    elif w.method == "qlora":  # quantized while it loads, so every rank reads its own
         host["model_load"] = base_bytes(w, c) * total * hw.gpus_per_node
+    else:  # ZeRO-1/2 keep a whole model on every rank, which rank 0 reads and the engine broadcasts
+        host["model_load"] = base_bytes(w, c) * total
 
 
 def _zero12_offload_per_rank(w: Workload, n: int, c: int, opt: int) -> int:
@@ -224,25 +227,41 @@ class Activations:
     logits_backward: int  # log_softmax output + its gradient + the logits' gradient (fp32, and cast)
 
 
+def _cast_adapters_layer(w: Workload, c: int, chosen: set[str]) -> int:
+    """Saved bytes per token of one gated (Llama) layer under LoRA with 16-bit autocast: peft casts each adapted
+    linear's input to the adapters' fp32 and autocast casts it back for `lora_A`, so every adapted linear saves
+    its own c-byte copy (plus its dropout mask), and no frozen linear saves its input. The rest: SDPA's q, k, v
+    and output, the MLP's gate, up and activation outputs, and the two norms' fp32 inputs. Counted on
+    SmolLM2-135M with all-linear adapters: equal to the graph's saved tensors (docs/planner.md)."""
+    shape = w.shape
+    h, kv, i = shape.hidden, shape.kv_dim, shape.intermediate
+    fixed = (2 * h + 2 * kv + 3 * i) * c + 8 * h
+    per_input = c + (1 if w.lora_dropout > 0 else 0)
+    return fixed + sum(per_input * a for name, a, _ in shape.layer_linears() if name in chosen)
+
+
 def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     shape, tokens = w.shape, w.tokens
     h, kv, i = shape.hidden, shape.kv_dim, shape.intermediate
     mlp = 4 * i if shape.gated else 2 * i
     attention = 6 * h + 2 * kv if shape.gated else 5 * h  # a fused QKV's q, k, v are views of one output
-    per_token = (attention + mlp) * c + (8 * h if c < 4 else 0)  # fp32 norm inputs under 16-bit compute
-    if c == 4 and shape.gated:  # fp32 rotary: q and k embedded, and rotate_half's halves (calibrated on CPU)
-        per_token += 2 * (h + kv) * c
-    layer = tokens * per_token
+    chosen = shape.lora_targets(w.lora_targets) if w.adapters else set()
+    if w.method == "lora" and c < 4 and shape.gated:  # (a 4-bit base's own saves are not counted here)
+        layer = tokens * _cast_adapters_layer(w, c, chosen)
+    else:
+        per_token = (attention + mlp) * c + (8 * h if c < 4 else 0)  # fp32 norm inputs under 16-bit compute
+        if c == 4 and shape.gated:  # fp32 rotary: q and k embedded, and rotate_half's halves (calibrated on CPU)
+            per_token += 2 * (h + kv) * c
+        layer = tokens * per_token
+        if w.adapters:  # a frozen linear or norm saves no input for its (absent) weight gradient
+            names = [name for name, _, _ in shape.layer_linears()]
+            mlp_in, mlp_out = (names[4:6], names[6]) if shape.gated else (names[2:3], names[3])
+            unsaved = 2 * h + (i if mlp_out not in chosen else 0) + (h if not set(mlp_in) & chosen else 0)
+            layer -= tokens * unsaved * c
+        if w.adapters and w.lora_dropout > 0:  # peft's dropout makes a copy of each targeted linear's input
+            layer += tokens * sum((c + 1) * a for name, a, _ in shape.layer_linears() if name in chosen)
     if w.attention == "eager":
         layer += 3 * c * shape.heads * w.seq_len * tokens
-    if w.adapters:  # a frozen linear or norm saves no input for its (absent) weight gradient
-        chosen = shape.lora_targets(w.lora_targets)
-        names = [name for name, _, _ in shape.layer_linears()]
-        mlp_in, mlp_out = (names[4:6], names[6]) if shape.gated else (names[2:3], names[3])
-        unsaved = 2 * h + (i if mlp_out not in chosen else 0) + (h if not set(mlp_in) & chosen else 0)
-        layer -= tokens * unsaved * c
-    if w.adapters and w.lora_dropout > 0:  # peft's dropout makes a copy of each targeted linear's input
-        layer += tokens * sum((c + 1) * a for name, a, _ in shape.layer_linears() if name in chosen)
     layer_input = tokens * h * c
     saved = shape.layers * (layer_input if cand.checkpointing else layer)
     upcast = 4 if c < 4 else 0

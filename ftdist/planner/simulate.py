@@ -22,6 +22,7 @@ from torch import nn
 
 from ftdist.planner.hardware import GiB
 from ftdist.planner.recommend import Plan
+from ftdist.planner.workload import chunk_tokens
 
 SIMULATED_STRATEGIES = ("fsdp",)
 STEPS = 2  # the optimizer state exists from the first step on: the second step is the steady state
@@ -89,7 +90,7 @@ def simulate_peak(config: Any, world: int, checkpointing: bool, precision: str =
         if config.optim.name not in ("adamw", "sgd"):
             notes.append(f"optim {config.optim.name} simulated as fp32 AdamW (bitsandbytes is not fakeable)")
         strategy, model, optimizer = _prepare_with_ftdist_strategy(config, model, world, precision, build_optimizer)
-        chunk = config.train.loss_chunk_tokens(config.data.seq_len, hf_config.vocab_size)
+        chunk = chunk_tokens(config, hf_config.vocab_size)
         head = install_chunked_loss(model, chunk)  # the loss the trainer would compute
         with FakeTensorMode(allow_non_fake_inputs=True):
             model.to_empty(device="cpu")  # swaps in fake CPU storage; the optimizer keeps the same parameters

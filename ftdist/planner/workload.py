@@ -68,6 +68,11 @@ class Workload:
         return replace(self, method=method, lora_rank=self.lora_rank if self.adapters else 8)
 
 
+def chunk_tokens(config: Any, vocab: int) -> int | None:
+    """The run's chunked-loss tokens per chunk (None: whole logits), as the trainer installs it."""
+    return config.train.loss_chunk_tokens(config.data.seq_len, vocab, config.method.sequences_per_row)
+
+
 def workload_from_config(config: Any) -> Workload:
     """The workload of a `RunConfig`."""
     method = config.method
@@ -91,8 +96,8 @@ def workload_from_config(config: Any) -> Workload:
         double_quant=method.quantization.double_quant,
         sgd_momentum=config.optim.momentum,
         optimizer_fallback=config.optim.on_unsupported == "fallback",
-        # the preference objectives score whole logits (ftdist.training.objectives.sequence_logps)
-        loss_chunk=config.train.loss_chunk_tokens(config.data.seq_len, shape.vocab) if sft else None,
+        # a reward model's head has one output: nothing to chunk
+        loss_chunk=None if method.objective == "reward" else chunk_tokens(config, shape.vocab),
         objective=method.objective,
         reference=method.reference,
     )

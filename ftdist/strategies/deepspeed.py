@@ -29,6 +29,7 @@ from ftdist.models.recipe import ModelRecipe
 from ftdist.strategies import deepspeed_config
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import enable_hf_activation_checkpointing
+from ftdist.strategies.materialize import broadcast_buffers, build_on_rank0, place, rank0_reads
 
 CHECKPOINT_TAG = "deepspeed"  # the sub-folder engine.save_checkpoint writes into
 
@@ -81,13 +82,15 @@ class DeepSpeedZero(Strategy):
         """Under ZeRO-3, `from_pretrained` builds the model inside `deepspeed.zero.Init` (transformers does so while
         a `HfDeepSpeedConfig` of this run's config is alive): each rank materialises only its partition, and only
         rank 0 reads the weights from the files (transformers hands the others meta tensors), then scatters them.
-        ZeRO-1/2 keep a whole 16-bit model on every rank, which every rank loads as before."""
-        if self.config.strategy.zero_stage != 3 or not recipe.reads_weights:
-            return recipe.build()
-        if self.device.type == "cpu":
-            _no_shared_memory_op_build()  # zero.Init starts DeepSpeed's comm backend
-        with _zero3_loading(self.ds_config):
-            return recipe.build()
+        ZeRO-1/2 keep a whole 16-bit model on every rank, but only rank 0 reads it: the others build an empty
+        skeleton, which `prepare` gives storage and `deepspeed.initialize` fills (its engine broadcasts rank 0's
+        parameters, `_broadcast_model`); `prepare` broadcasts the buffers, which the engine does not send."""
+        if self.config.strategy.zero_stage == 3 and recipe.reads_weights:
+            if self.device.type == "cpu":
+                _no_shared_memory_op_build()  # zero.Init starts DeepSpeed's comm backend
+            with _zero3_loading(self.ds_config):
+                return recipe.build()
+        return build_on_rank0(recipe, self.env) if rank0_reads(recipe, self.env) else recipe.build()
 
     def prepare(self, model: nn.Module, build_optimizer: OptimizerFactory) -> tuple[nn.Module, torch.optim.Optimizer]:
         import deepspeed
@@ -95,7 +98,9 @@ class DeepSpeedZero(Strategy):
         if self.config.strategy.activation_checkpointing:
             enable_hf_activation_checkpointing(model)
         if not any(hasattr(p, "ds_id") for p in model.parameters()):  # zero.Init placed its partitions already
-            model = model.to(self.device)
+            model = place(model, self.device)  # a ZeRO-1/2 skeleton gets storage here
+            if self.env.distributed:
+                broadcast_buffers(model)  # a skeleton's are empty; rank 0's parameters come with the engine
         optimizer = self._optimizer(model, build_optimizer)
         if self.device.type == "cpu":
             _no_shared_memory_op_build()

@@ -5,7 +5,8 @@ The strategies' `materialize` steps share these pieces:
     files; a fresh seeded model is built by every rank, as before, so 1 and 2 ranks start equal);
   * `place(model, device)`: move a real model, or give a skeleton (meta) storage on `device`;
   * `receive_from_rank0(model, state)`: after FSDP2 sharded the model, every rank's shards from rank 0's full
-    state dict (torch's `set_model_state_dict(..., broadcast_from_rank0=True)`), then the buffers.
+    state dict (torch's `set_model_state_dict(..., broadcast_from_rank0=True)`), then the buffers;
+  * `broadcast_buffers(model)`: rank 0's buffers on every rank (ZeRO-1/2, whose engine sends only parameters).
 Traps of an empty build, each handled here: `to_empty` on plain tensors replaces each Parameter, which unties
 tied embeddings (SmolLM2's lm_head and embed_tokens), so it runs with torch's swap-on-conversion, which keeps
 the Parameter objects; non-persistent buffers (rotary `inv_freq`) are in no state dict, so they are broadcast.
@@ -58,5 +59,10 @@ def receive_from_rank0(model: nn.Module, state: dict[str, torch.Tensor]) -> None
     so no rank but 0 ever holds more than one whole tensor. Collective."""
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
     set_model_state_dict(model, state, options=options)
-    for buffer in model.buffers():  # non-persistent buffers (rotary inv_freq) are in no state dict
+    broadcast_buffers(model)  # non-persistent buffers (rotary inv_freq) are in no state dict
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Rank 0's buffers on every rank (a skeleton's are uninitialised). Collective."""
+    for buffer in model.buffers():
         dist.broadcast(buffer, src=0)

@@ -11,7 +11,8 @@ own forward, because the strategies hook it (FSDP2 gathers the root's parameters
 gathers each module's in that module's pre-forward hook and again before its backward). So the output layer
 of this model instance gets a `forward` that, while `computing(labels)` is active, returns the loss sum over
 the chunks instead of logits; at any other time (evaluation, generation) it is the layer's own forward.
-Nothing of the library's classes changes.
+Nothing of the library's classes changes. The preference objectives need each token's log-probability, not one
+sum (a response's log-probability is its tokens' sum): `computing(labels, per_token=True)` returns those, (B, T).
 """
 
 from __future__ import annotations
@@ -33,37 +34,47 @@ class ChunkedLossHead:
     def __init__(self, head: nn.Linear, chunk_tokens: int) -> None:
         self.head, self.chunk_tokens = head, chunk_tokens
         self.labels: torch.Tensor | None = None
+        self.per_token = False
         self._own_forward = head.forward
         head.forward = self._forward  # this instance only
 
     @contextlib.contextmanager
-    def computing(self, labels: torch.Tensor) -> Iterator[None]:
-        """Within this block the model's `logits` output is the 0-d loss sum over the tokens of `labels`."""
-        self.labels = labels
+    def computing(self, labels: torch.Tensor, per_token: bool = False) -> Iterator[None]:
+        """Within this block the model's `logits` output is the 0-d loss sum over the tokens of `labels`, or
+        with `per_token` the (B, T) fp32 log-probability of each label (0 where it is IGNORE_INDEX)."""
+        self.labels, self.per_token = labels, per_token
         try:
             yield
         finally:
-            self.labels = None
+            self.labels, self.per_token = None, False
 
     def _forward(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.labels is None:
             return self._own_forward(hidden)
         hidden = hidden.flatten(0, 1)  # (B * T, H)
         labels = self.labels.flatten()  # (B * T,)
-        total = hidden.new_zeros((), dtype=torch.float32)
-        for start in range(0, labels.numel(), self.chunk_tokens):
-            part = slice(start, start + self.chunk_tokens)
-            total = total + checkpoint(
-                _chunk_loss_sum, hidden[part], self.head.weight, self.head.bias, labels[part], use_reentrant=False
+        parts = [
+            checkpoint(
+                _chunk_token_losses,
+                hidden[start : start + self.chunk_tokens],
+                self.head.weight,
+                self.head.bias,
+                labels[start : start + self.chunk_tokens],
+                use_reentrant=False,
             )
-        return total
+            for start in range(0, labels.numel(), self.chunk_tokens)
+        ]  # (chunk,) fp32 each: a few bytes per token, beside a chunk's (chunk, V) logits
+        if self.per_token:
+            return -torch.cat(parts).view(self.labels.shape)
+        return torch.stack([part.sum() for part in parts]).sum()
 
 
-def _chunk_loss_sum(
+def _chunk_token_losses(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor
 ) -> torch.Tensor:
+    """Each token's cross-entropy (0 where ignored), (chunk,) fp32."""
     logits = F.linear(hidden, weight, bias)  # (chunk, V), in the autocast dtype where autocast is on
-    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
 
 
 def install_chunked_loss(model: nn.Module, chunk_tokens: int | None) -> ChunkedLossHead | None:

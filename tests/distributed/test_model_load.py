@@ -1,10 +1,11 @@
 """The model arrives once per job: on 2 gloo ranks, only rank 0 reads the weights file and the other rank never
-holds a full copy (FSDP2: a meta skeleton filled by `set_model_state_dict(broadcast_from_rank0=True)`; ZeRO-3:
-`from_pretrained` under `zero.Init`; DDP: a skeleton filled by DDP's own broadcast), and the model that results
-equals what one process builds (the same weights, adapters included; the same rotary buffers; tied embeddings
-still one parameter). The base is the tiny Llama's saved scratch base with tied embeddings, under LoRA; with
-`precision: bf16` the frozen base is bf16 and the adapters fp32. No training step: tests/tiny_llama_runs.py's
-runs train these strategies end to end. Each rank is tests/model_load_probe.py."""
+holds a full copy (FSDP2: a meta skeleton filled by `set_model_state_dict(broadcast_from_rank0=True)`;
+ZeRO-3: `from_pretrained` under `zero.Init`; DDP and ZeRO-2: a skeleton filled by the wrapper's own
+broadcast), and the model that results equals what one process builds (the same weights, adapters included;
+the same rotary buffers; tied embeddings still one parameter). The base is the tiny Llama's saved scratch base
+with tied embeddings, under LoRA; with `precision: bf16` the frozen base is bf16 and the adapters fp32. No
+training step: tests/tiny_llama_runs.py's runs train these strategies end to end. Each rank is
+tests/model_load_probe.py."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ CASES = {
     "fsdp-bf16": ["strategy=fsdp", "precision=bf16"],
     "zero3": ["strategy=deepspeed", "strategy.zero_stage=3"],
     "ddp-bf16": ["strategy=ddp", "precision=bf16"],
+    "zero2": ["strategy=deepspeed", "strategy.zero_stage=2"],
 }
+REPLICATED = ("ddp-bf16", "zero2")  # every rank holds the whole model
 
 
 def _probe(out: Path, *overrides: str) -> list[dict]:
@@ -47,6 +50,9 @@ def test_only_rank0_reads_and_the_model_equals_one_process(case, tmp_path):
     assert rank0["tied"] and rank1["tied"], "lm_head and the embeddings were untied"
     for name, buffer in rank0["buffers"].items():
         assert torch.equal(rank1["buffers"][name], buffer), name
+    if case in REPLICATED:  # rank 1's skeleton received every parameter
+        for name, parameter in rank0["parameters"].items():
+            assert torch.equal(rank1["parameters"][name], parameter), name
     full, reference = rank0["full"], rank0["reference"]
     assert full.keys() <= reference.keys() and any("lora_A" in key for key in full)
     for name, tensor in full.items():

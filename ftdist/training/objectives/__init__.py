@@ -21,7 +21,7 @@ REGISTRY = Registry(
 
 
 def build_objective(config, strategy, device, head=None) -> Objective:
-    """The objective of `config.method` (`head`: the chunked loss head of the SFT path, if installed)."""
+    """The objective of `config.method` (`head`: the chunked loss head, if installed)."""
     return REGISTRY.load(config.method.objective)(config, strategy, device, head)
 
 

@@ -26,13 +26,14 @@ class DpoObjective(ReferencedObjective):
     def logps(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(chosen, rejected) response log-probabilities, each (B,), from one forward over both."""
         ids, labels = joined(batch, "chosen_", "rejected_", self.device)
-        return response_logps(model, ids, labels)[0].chunk(2)
+        return response_logps(model, ids, labels, self.head)[0].chunk(2)
 
     def loss_sum(
         self, model: nn.Module, batch: Batch, split: str = "train"
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        chosen, rejected = self.logps(model, batch)
+        # The reference first: its forward (no gradient) then runs while no graph of the policy's is held.
         ref_chosen, ref_rejected = self.reference.scores(model, batch, split)
+        chosen, rejected = self.logps(model, batch)
         chosen_ratio, rejected_ratio = chosen - ref_chosen, rejected - ref_rejected
         beta = self.settings.beta
         if self.settings.loss == "ipo":

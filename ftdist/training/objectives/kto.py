@@ -21,17 +21,18 @@ class KtoObjective(ReferencedObjective):
     row_kind = "unpaired"
 
     def logps(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(response, KL sequence) log-probabilities, each (B,). The KL sequences take no gradient (TRL's)."""
-        response = response_logps(model, *sequences(batch, "", self.device))[0]
+        """(response, KL sequence) log-probabilities, each (B,). The KL sequences take no gradient (TRL's), and
+        go first, so their forward runs while no graph is held."""
         with torch.no_grad():
-            mismatched = response_logps(model, *sequences(batch, "kl_", self.device))[0]
+            mismatched = response_logps(model, *sequences(batch, "kl_", self.device), self.head)[0]
+        response = response_logps(model, *sequences(batch, "", self.device), self.head)[0]
         return response, mismatched
 
     def loss_sum(
         self, model: nn.Module, batch: Batch, split: str = "train"
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ref_response, ref_mismatched = self.reference.scores(model, batch, split)  # first: see DpoObjective
         response, mismatched = self.logps(model, batch)
-        ref_response, ref_mismatched = self.reference.scores(model, batch, split)
         kl = (mismatched - ref_mismatched).mean().detach()
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(kl, op=dist.ReduceOp.SUM)  # the ranks run the same micro-steps: one collective each

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ftdist.training.chunked_loss import ChunkedLossHead
 from ftdist.training.loss import IGNORE_INDEX
 from ftdist.training.objectives.base import Batch
 
@@ -23,13 +24,20 @@ def joined(batch: Batch, first: str, second: str, device: torch.device) -> tuple
     return ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
 
-def response_logps(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def response_logps(
+    model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, head: ChunkedLossHead | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of log p(label) over each row's counted tokens, counted tokens per row), both (N,) fp32.
 
     No attention mask and no position ids: every row is right-padded, so under causal attention no real token
-    sees padding and positions count from 0 as they would alone; the kernels take their fast causal path."""
-    logits = model(input_ids=ids, use_cache=False).logits.float()  # (N, T, V)
+    sees padding and positions count from 0 as they would alone; the kernels take their fast causal path.
+    With `head` (the chunked loss, ftdist/training/chunked_loss.py) the (N, T, V) logits are never held whole."""
     counted = labels != IGNORE_INDEX
+    if head is not None:
+        with head.computing(labels, per_token=True):
+            per_token = model(input_ids=ids, use_cache=False).logits  # (N, T), 0 where not counted
+        return per_token.sum(-1), counted.sum(-1).float()
+    logits = model(input_ids=ids, use_cache=False).logits.float()  # (N, T, V)
     targets = labels.masked_fill(~counted, 0)
     # log_softmax gathered at the target, without keeping a (N, T, V) log-softmax for backward
     picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)

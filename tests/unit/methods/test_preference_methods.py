@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 import ftdist
 from ftdist.config import load_config
+from ftdist.training import chunked_loss
 from ftdist.training.tracking import read_metrics
 
 
@@ -58,6 +59,26 @@ def test_ipo_starts_at_its_own_fixed_point(data, tmp_path):
     method = {"name": "dpo", "dpo": {"loss": "ipo", "beta": 0.5}}
     ftdist.train(preference_config(tmp_path / "run", data["pairs"], method), ["train.max_steps=4"])
     assert losses(tmp_path / "run")[0] == pytest.approx((1 / (2 * 0.5)) ** 2, abs=1e-6)  # (0 - 1/(2 beta))^2
+
+
+@pytest.mark.parametrize("name", ["dpo", "kto"])
+def test_the_chunked_loss_gives_the_same_preference_losses(data, tmp_path, monkeypatch, name):
+    """Through the chunked head (ftdist/training/chunked_loss.py) each response's log-probability is summed
+    chunk by chunk: the same losses as from the whole logits, step by step."""
+    chunks = []
+    real = chunked_loss._chunk_token_losses
+    monkeypatch.setattr(chunked_loss, "_chunk_token_losses", lambda *args: chunks.append(1) or real(*args))
+    source = data["pairs"] if name == "dpo" else data["unpaired"]
+    curves, used = [], []
+    for chunked in (False, True):
+        run = tmp_path / f"chunked-{chunked}"
+        ftdist.train(
+            preference_config(run, source, {"name": name}), ["train.max_steps=4", f"train.chunked_loss={chunked}"]
+        )
+        curves.append(losses(run))
+        used.append(len(chunks))
+    assert used[0] == 0 and used[1] > 0, used  # the plain run never went through the head; the chunked one did
+    assert curves[1] == pytest.approx(curves[0], abs=1e-5) and len(curves[0]) == 4
 
 
 def test_kto_starts_at_one_half_and_learns(data, tmp_path):

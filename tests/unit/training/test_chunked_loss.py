@@ -1,6 +1,8 @@
 """The chunked loss (ftdist/training/chunked_loss.py) equals the plain one: the same loss and the same gradients
 within fp32 rounding, with chunks that do not divide the tokens, masked labels, and bf16 autocast; evaluation
-and generation still see logits; and `train.chunked_loss` unset turns it on only for large logits."""
+and generation still see logits; the preference objectives' response log-probabilities through it equal the
+plain ones; and `train.chunked_loss` unset turns it on only for large logits (a preference row counting two
+sequences)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from ftdist.config import load_config
 from ftdist.training.chunked_loss import install_chunked_loss
 from ftdist.training.loss import IGNORE_INDEX, batch_mean_losses, token_loss_sum
+from ftdist.training.objectives.sequence_logps import response_logps
 
 VOCAB = 997
 
@@ -61,6 +64,23 @@ def test_chunked_loss_and_gradients_equal_the_plain_ones(tied: bool, autocast: b
         torch.testing.assert_close(b.grad, a.grad, **tolerance, msg=f"gradient of {name}")
 
 
+def test_response_log_probabilities_and_their_gradients_equal_the_plain_ones() -> None:
+    """DPO and KTO sum each response's token log-probabilities: through the chunked head, per token."""
+    plain = _model(True)
+    chunked = copy.deepcopy(plain)
+    head = install_chunked_loss(chunked, chunk_tokens=10)
+    batch = _batch()
+    expected, expected_counted = response_logps(plain, batch["input_ids"], batch["labels"])
+    got, counted = response_logps(chunked, batch["input_ids"], batch["labels"], head)
+    assert got.shape == (3,) and torch.equal(counted, expected_counted)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    weights = torch.tensor([1.0, -2.0, 0.5])  # a different weight per row, as the DPO loss gives
+    (expected * weights).sum().backward()
+    (got * weights).sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), chunked.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
+
+
 def test_outside_the_loss_the_model_still_returns_logits_and_evaluation_agrees() -> None:
     plain = _model(True)
     chunked = copy.deepcopy(plain)
@@ -83,3 +103,5 @@ def test_unset_chunked_loss_is_on_only_for_large_logits_and_never_under_compile(
     assert train.model_copy(update={"compile": True}).loss_chunk_tokens(4096, 128256) is None
     assert train.model_copy(update={"chunked_loss": True}).loss_chunk_tokens(16, 100) == (1 << 24) // 100
     assert train.model_copy(update={"chunked_loss": False}).loss_chunk_tokens(8192, 128256) is None
+    assert train.loss_chunk_tokens(512, 49152) is None  # 2 rows x 512: 50 M logits
+    assert train.loss_chunk_tokens(512, 49152, sequences_per_row=2) == 341  # 2 pairs x 2 x 512: 100 M
