@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftdist.data.sources import BUILTIN_PREFIX, check_utf8, resolve_data_path
+from ftdist.data.units import scoped_files
 from ftdist.errors import DataError
 
 FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text", ".md": "text"}
@@ -61,7 +62,11 @@ class Table:
 
 
 def data_files(spec: str, extensions: tuple[str, ...], key: str = "data.path") -> list[Path]:
-    """The files a `data.path` names: itself, or every file under a folder whose ending is in `extensions`."""
+    """The files a `data.path` names: itself, or every file under a folder whose ending is in `extensions`.
+    While `ftdist prepare` builds one unit of a larger set (`ftdist.data.units`), only that unit's files."""
+    scoped = scoped_files(extensions)
+    if scoped is not None:
+        return scoped
     path = resolve_data_path(spec, key)
     if path.is_file():
         return [path]
