@@ -29,7 +29,7 @@ from ftdist.data.card_preference import PreferenceCard
 from ftdist.data.packing import pack
 from ftdist.data.preference_rows import preference_rows
 from ftdist.data.recipes import Example, PreferenceExample, Skipped, load_recipe
-from ftdist.data.shards import ShardWriter, write_index
+from ftdist.data.shards import ShardWriter, check_crcs, write_index
 from ftdist.data.tokenize import DocumentChunker, Tokenized
 from ftdist.data.units import Unit, plan_units, reading
 from ftdist.data.workers import batches, tokenized_batches, unpack
@@ -104,9 +104,10 @@ class Builder:
         index = {name: writer.close() for name, writer in writers.items()}
         return {"unit": unit.number, "parts": unit.describe(), "index": index, "card": card.state(), "skipped": skipped}
 
-    def seal(self, records: list[dict], staging: Path, version: int, ranks: int) -> dict:
+    def seal(self, records: list[dict], staging: Path, version: int, ranks: int, verify: bool = False) -> dict:
         """Add up the units' records (in unit order), check the total, and write the tokenizer, the card and, last,
-        the index that makes `staging` a whole folder."""
+        the index that makes `staging` a whole folder. `verify`: re-read every shard against its CRC32 first
+        (shards other processes wrote; a shard this process wrote was checked when its writer closed)."""
         skipped: Counter = Counter()
         for record in records:
             self.total.absorb(record["card"])
@@ -120,6 +121,8 @@ class Builder:
                 )
             raise DataError(too_few_message(config, card.examples, card.dropped))
         index = merged_index([record["index"] for record in records])
+        for entry in index.values() if verify else ():
+            check_crcs(staging, entry["shards"])
         shards = {name: len(entry["shards"]) for name, entry in index.items()}
         result = card.finish(skipped, shards, time.perf_counter() - self.started)
         result["units"], result["ranks"] = len(self.plan), ranks

@@ -143,6 +143,8 @@ def render_card(card: dict, folder, cache_hit: bool) -> str:
         f"  examples {card['examples']:,}, tokens {card['tokens']:,}, truncated {card['truncated']:,} "
         f"(truncation: {card['truncation']})",
     ]
+    if card.get("units", 1) > 1 or card.get("ranks", 1) > 1:  # absent from cards of before units
+        lines.append(f"  built as {card['units']:,} unit(s) (data.unit_mb) by {card['ranks']} rank(s)")
     if "preference" in card:
         from ftdist.data.card_preference import preference_lines  # it builds on this module
 
