@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftdist.data.build import INTACT, PROGRESS_EVERY_S, Builder
+from ftdist.data.shards import INDEX, check_crcs
 from ftdist.data.units import Unit
 from ftdist.distributed.env import DistEnv
 from ftdist.errors import DataError
@@ -86,6 +87,7 @@ def build_on_ranks(builder: Builder, folder: Path, version: int, env: DistEnv) -
                     meeting.record(number).unlink(missing_ok=True)
                 raise
             shutil.rmtree(meeting.records)
+            _drop_unlisted(shared)
             publish(shared, folder, replace=False)
         builder.progress.done(builder.total)
         return card
@@ -113,13 +115,25 @@ def _build_unit(builder: Builder, unit: Unit, shared: Path, record: Path) -> Non
 
 
 def _reusable(record: Path, unit: Unit, shared: Path) -> bool:
-    """A record an earlier attempt left for exactly this unit, whose shards are all there (CRCs: at the seal)."""
+    """A record an earlier attempt left for exactly this unit, whose shards are all there and whole."""
     try:
         found = json.loads(record.read_text())
-    except (OSError, ValueError):
+        if found["parts"] != unit.describe():
+            return False
+        for entry in found["index"].values():
+            check_crcs(shared, entry["shards"])
+    except (OSError, ValueError, KeyError, DataError):
         return False
-    files = [shard["file"] for entry in found["index"].values() for shard in entry["shards"]]
-    return found["parts"] == unit.describe() and all((shared / name).exists() for name in files)
+    return True
+
+
+def _drop_unlisted(shared: Path) -> None:
+    """Remove shards no unit of the index lists (left by an attempt that crashed before writing a record)."""
+    index = json.loads((shared / INDEX).read_text())
+    listed = {shard["file"] for entry in index["splits"].values() for shard in entry["shards"]}
+    for path in shared.glob("*.npy"):
+        if path.name not in listed:
+            path.unlink()
 
 
 def _listed(numbers: list[int], world_size: int) -> str:

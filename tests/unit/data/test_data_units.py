@@ -79,6 +79,19 @@ def _ranks(cfg: dict, tmp_path: Path, launcher: str) -> list[subprocess.Complete
     return done
 
 
+def _stale_attempt(folder: Path, parts: list) -> None:
+    """What a crashed attempt may leave in the shared staging folder: a record of unit 1 whose shard is damaged,
+    and a shard no unit lists. Neither may reach the published folder."""
+    staging = folder.with_name(f".tmp-{folder.name}-ranks")
+    (staging / "units").mkdir(parents=True)
+    (staging / "train-u00001-00000.npy").write_bytes(b"half a shard")
+    (staging / "train-u00042-00000.npy").write_bytes(b"not listed")
+    shard = {"file": "train-u00001-00000.npy", "rows": 1, "crc32": 1}
+    index = {"train": {"rows": 1, "shards": [shard], "keys": ["input_ids"]}}
+    record = {"unit": 1, "parts": parts, "index": index, "card": {}, "skipped": {}}
+    (staging / "units" / "unit-00001.json").write_text(json.dumps(record))
+
+
 def _rows(folder: Path) -> dict[str, np.ndarray]:
     """Every row of each split, in index order (the split's shards one after another)."""
     from ftdist.data.shards import open_split
@@ -95,8 +108,9 @@ def test_two_ranks_build_the_folder_one_process_builds(tmp_path):
     data = {"recipe": "text", "path": str(_corpus(tmp_path / "corpus")), "seq_len": 64, "unit_mb": 0.004}
     one = prepare(config(tmp_path / "one", **data))
     assert one.card["units"] == 6 and one.card["ranks"] == 1
-    cfg = config(tmp_path / "two", **data).model_dump(mode="json")
-    done = _ranks(cfg, tmp_path, "torchrun")
+    two = config(tmp_path / "two", **data)
+    _stale_attempt(cache_folder(two), plan_units(two.data)[1].describe())
+    done = _ranks(two.model_dump(mode="json"), tmp_path, "torchrun")
     assert [d.returncode for d in done] == [0, 0], done[0].stderr[-2000:] + done[1].stderr[-2000:]
     card = json.loads(done[0].stdout)
     assert done[1].stdout == ""  # rank 0 alone prints the card
@@ -105,6 +119,7 @@ def test_two_ranks_build_the_folder_one_process_builds(tmp_path):
         folder = tmp_path / folder
     assert folder.name == one.folder.name and card["ranks"] == 2 and card["units"] == 6
     assert (folder / "index.json").read_text() == (one.folder / "index.json").read_text()  # files, rows, CRCs
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in one.folder.iterdir())
     for name, rows in _rows(one.folder).items():
         np.testing.assert_array_equal(_rows(folder)[name], rows)
     numbers = ("examples", "tokens", "splits", "samples", "shards", "pack_window", "dropped", "truncated")
