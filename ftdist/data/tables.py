@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftdist.data.sources import BUILTIN_PREFIX, check_utf8, resolve_data_path
-from ftdist.data.units import scoped_files
+from ftdist.data.units import scoped_files, scoped_rows
 from ftdist.errors import DataError
 
 FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text", ".md": "text"}
@@ -46,8 +46,10 @@ class Table:
     rows: Rows | list[dict]
     columns: list[str]
     jsonl: Path | None = field(default=None, repr=False)  # JSONL: the file, whose line numbers name rows
+    first_row: int = 0  # rows[0] is this row of the file (a unit's row range of a larger table)
 
     def where(self, index: int) -> str:
+        index += self.first_row
         if self.jsonl is not None:  # counted only when an error needs it
             return f"{self.name} line {_jsonl_line(self.jsonl, index)}"
         return f"{self.name} row {index + 1}"
@@ -107,6 +109,11 @@ def load_file(path: Path) -> Table:
     if len(dataset) == 0:
         raise DataError(f"{path} has no rows; add data to it or remove it from data.path")
     jsonl = path if fmt == "json" and path.suffix.lower() == ".jsonl" else None
+    part = scoped_rows(path)  # while `ftdist prepare` builds one unit's rows of a larger table
+    if part is not None:  # a contiguous range: a slice of the Arrow table, no copy
+        return Table(
+            str(path), Rows(dataset.select(range(part.start, part.end))), list(dataset.column_names), jsonl, part.start
+        )
     return Table(str(path), Rows(dataset), list(dataset.column_names), jsonl)
 
 

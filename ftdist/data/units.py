@@ -1,11 +1,15 @@
 """Units of work for `ftdist prepare`: the input cut into pieces whose boundaries do not depend on the ranks.
 
 A unit is a run of consecutive input files (sorted, as the recipes read them) of at most `data.unit_mb`
-megabytes; a .txt/.md file of the `text` recipe larger than that is cut into pieces of `unit_mb` that end at
-the next line end (a line is never split, and a piece decodes on its own, since a line end is one byte in
-UTF-8). Other files are never cut (a table is read whole through `datasets`; `code` and `headings` parse
-whole files), so such a file larger than a unit is a unit of its own. The cuts depend only on the files'
-bytes and `unit_mb`: the same data gives the same units on one process or on many ranks.
+megabytes. A larger file is cut into pieces of about `unit_mb`:
+- a .txt/.md file of the `text` recipe at the next line end after each `unit_mb` bytes (a line is never split,
+  and a piece decodes on its own, since a line end is one byte in UTF-8);
+- a table (.json, .jsonl, .csv, .parquet) of a table-reading recipe into equal row ranges of its memory-mapped
+  Arrow table (`datasets` parses the whole file once per machine and caches it, so every range is read with
+  the whole file's schema, and a row keeps its line number in errors).
+Other files are never cut (`code` and `headings` parse whole files; a .txt read as table rows would split
+paragraphs), so such a file larger than a unit is a unit of its own. The cuts depend only on the files and
+`unit_mb`: the same data gives the same units on one process or on many ranks.
 
 While a unit is built, `reading(unit)` scopes the file finder (`ftdist.data.tables.data_files`) and the text
 reader to the unit's files and byte ranges, so the recipes read a unit exactly as they read a whole set. A plan
@@ -20,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftdist.config.data import DataConfig
+from ftdist.config.data import RECIPE_COLUMNS, DataConfig
 from ftdist.data.sources import BUILTIN_PREFIX, resolve_data_path
 
 MB = 1_000_000
@@ -30,20 +34,28 @@ _SCAN = 1 << 16
 
 @dataclass(frozen=True)
 class Part:
-    """Bytes [start, end) of one file; start is 0 or just after a line end, end is the file's size or just
-    after a line end."""
+    """Bytes [start, end) of one file (start is 0 or just after a line end, end is the file's size or just after
+    a line end), or with `rows`, rows [start, end) of its table."""
 
     path: Path
     start: int
     end: int
-    size: int  # of the whole file
+    size: int  # of the whole file, in bytes or rows
+    rows: bool = False
 
     @property
     def whole(self) -> bool:
         return self.start == 0 and self.end == self.size
 
+    @property
+    def bytes(self) -> int:
+        """What the part holds, in bytes (a row range: its share of the file's bytes)."""
+        if not self.rows:
+            return self.end - self.start
+        return round(self.path.stat().st_size * (self.end - self.start) / max(1, self.size))
+
     def describe(self) -> list:
-        return [str(self.path), self.start, self.end]
+        return [str(self.path), self.start, self.end, "rows" if self.rows else "bytes"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Unit:
 
     @property
     def bytes(self) -> int:
-        return sum(part.end - part.start for part in self.parts)
+        return sum(part.bytes for part in self.parts)
 
     def describe(self) -> list:
         """What the unit reads, as JSON (a unit finished by an earlier attempt is reused only if it matches)."""
@@ -78,34 +90,51 @@ def plan_units(config: DataConfig) -> list[Unit]:
 
     files = input_files(config.path)
     size = unit_bytes(config)
-    cuttable = config.recipe == "text" and all(
+    text = config.recipe == "text" and all(
         p.suffix.lower() in TEXT_SUFFIXES for p in files if p.suffix.lower() in FORMATS
     )  # the text recipe reads .txt/.md itself (not through datasets) only when no table is among them
+    tables = config.recipe in RECIPE_COLUMNS and not text  # recipes that read every file through `datasets`
     units: list[list[Part]] = []
     held = 0
     for path in files:
-        for part in _parts(path, size if cuttable and path.suffix.lower() in TEXT_SUFFIXES else None):
-            length = part.end - part.start
-            if not units or (units[-1] and held + length > size):
+        suffix = path.suffix.lower()
+        if text and suffix in TEXT_SUFFIXES:
+            parts = _text_parts(path, size)
+        elif tables and suffix in FORMATS and suffix not in TEXT_SUFFIXES:
+            parts = _row_parts(path, size)
+        else:
+            parts = [Part(path, 0, path.stat().st_size, path.stat().st_size)]
+        for part in parts:
+            if not units or held + part.bytes > size:
                 units.append([])
                 held = 0
             units[-1].append(part)
-            held += length
+            held += part.bytes
     return [Unit(number, tuple(parts)) for number, parts in enumerate(units)] or [Unit(0, ())]
 
 
-def _parts(path: Path, size: int | None) -> Iterator[Part]:
-    """The file whole, or (`size` set) cut into pieces of at least `size` bytes, each ending after a line end."""
+def _text_parts(path: Path, size: int) -> list[Part]:
+    """The file whole, or cut into pieces of at least `size` bytes, each ending after a line end."""
     total = path.stat().st_size
-    if size is None or total <= size:
-        yield Part(path, 0, total, total)
-        return
-    start = 0
+    parts, start = [], 0
     with open(path, "rb") as handle:
         while start < total:
-            end = _line_end_from(handle, start + size - 1, total)
-            yield Part(path, start, end, total)
+            end = total if total - start <= size else _line_end_from(handle, start + size - 1, total)
+            parts.append(Part(path, start, end, total))
             start = end
+    return parts or [Part(path, 0, 0, 0)]
+
+
+def _row_parts(path: Path, size: int) -> list[Part]:
+    """The table whole, or (larger than `size` bytes) cut into as many equal row ranges as it has units' bytes."""
+    total = path.stat().st_size
+    if total <= size:
+        return [Part(path, 0, total, total)]
+    from ftdist.data.tables import load_file
+
+    rows = len(load_file(path).rows)  # parsed once per machine; the recipe's own read hits datasets' cache
+    step = -(-rows // -(-total // size))  # ceil(rows / ceil(total / size))
+    return [Part(path, start, min(rows, start + step), rows, rows=True) for start in range(0, rows, step)]
 
 
 def _line_end_from(handle, at: int, total: int) -> int:
@@ -139,6 +168,12 @@ def scoped_files(extensions: tuple[str, ...]) -> list[Path] | None:
     if unit is None:
         return None
     return [part.path for part in unit.parts if part.path.suffix.lower() in extensions]
+
+
+def scoped_rows(path: Path) -> Part | None:
+    """The active unit's row range of the table `path`, when it is a range; None otherwise."""
+    part = scoped_part(path)
+    return part if part is not None and part.rows else None
 
 
 def scoped_part(path: Path) -> Part | None:

@@ -1,6 +1,6 @@
-"""Units of work (`data.unit_mb`): cut at line ends, grouped in file order, in the fingerprint only when they
-shape the rows; and a folder built by 2 ranks (real processes, as torchrun or srun starts them) is the folder 1
-process builds, while a failure on one rank publishes nothing and names the file."""
+"""Units of work (`data.unit_mb`): text cut at line ends, tables into row ranges, grouped in file order, in the
+fingerprint only when they shape the rows; and a folder built by 2 ranks (real processes, as torchrun or srun
+starts them) is the folder 1 process builds, while a failure on one rank publishes nothing and names the file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from data_helpers import config, write_jsonl
 
 from ftdist.data.prepare import cache_folder, prepare
 from ftdist.data.units import MB, plan_units
+from ftdist.errors import DataError
 
 REPO = Path(__file__).resolve().parents[3]
 LAUNCHER_PREFIXES = ("SLURM_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "GROUP_RANK", "MASTER_", "TORCHELASTIC_")
@@ -45,8 +46,24 @@ def test_units_end_at_line_ends_cover_each_file_once_and_group_small_files(tmp_p
         assert parts[0].start == 0 and parts[-1].end == len(data)
         assert all(data[part.end - 1 : part.end] == b"\n" for part in parts)
     assert all(unit.bytes <= 0.004 * MB or len(unit.parts) == 1 for unit in units)
-    tables = config(tmp_path, recipe="instruction", path=str(tmp_path / "corpus"), unit_mb=0.004)
-    assert all(part.whole for unit in plan_units(tables.data) for part in unit.parts)  # tables are never cut
+    lines = config(tmp_path, recipe="keywords", path=str(tmp_path / "corpus"), unit_mb=0.004)
+    assert all(part.whole for unit in plan_units(lines.data) for part in unit.parts)  # text read as rows: whole
+
+
+def test_a_table_cut_into_row_ranges_gives_the_same_examples_and_names_lines(tmp_path):
+    rows = [{"instruction": f"Name table {i}.", "input": "", "output": f"singer{i}"} for i in range(100)]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_jsonl(corpus / "big.jsonl", rows)
+    data = {"recipe": "instruction", "path": str(corpus), "seq_len": 256}
+    cut = config(tmp_path / "cut", unit_mb=0.002, **data)
+    assert [(p.start, p.end, p.rows) for u in plan_units(cut.data) for p in u.parts][1] == (25, 50, True)
+    whole, parts = prepare(config(tmp_path / "whole", **data)), prepare(cut)
+    assert parts.card["units"] == 4 and whole.card["units"] == 1
+    assert [parts.card[k] for k in ("examples", "tokens")] == [whole.card[k] for k in ("examples", "tokens")]
+    write_jsonl(corpus / "big.jsonl", [*rows[:57], {**rows[57], "output": "x" * 400}, *rows[58:]])
+    with pytest.raises(DataError, match=r"big\.jsonl line 58: the example is"):  # in unit 2, from row 50
+        prepare(config(tmp_path / "bad", unit_mb=0.002, **data))
 
 
 def test_the_unit_size_is_in_the_fingerprint_only_when_the_set_is_larger_than_a_unit(tmp_path):
@@ -132,15 +149,14 @@ def test_a_failure_on_one_rank_publishes_nothing_and_names_the_file(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     row = {"instruction": "Name the table.", "input": "", "output": "singer"}
-    for name in ("a", "b", "c", "d"):  # one unit each; units 1 and 3 are rank 1's
-        write_jsonl(corpus / f"{name}.jsonl", [row] * 40)
-    write_jsonl(corpus / "d.jsonl", [row, row, {**row, "output": "x" * 400}])  # longer than seq_len + 1
-    data = {"recipe": "instruction", "path": str(corpus), "seq_len": 256, "unit_mb": 0.001}
+    rows = [row] * 20 + [{**row, "output": "x" * 400}] + [row] * 39  # line 21: longer than seq_len + 1
+    write_jsonl(corpus / "d.jsonl", rows)
+    data = {"recipe": "instruction", "path": str(corpus), "seq_len": 256, "unit_mb": 0.0012}
     cfg = config(tmp_path, **data)
-    assert len(plan_units(cfg.data)) == 4
+    assert [u.parts[0].start for u in plan_units(cfg.data)] == [0, 15, 30, 45]  # rows 15-29 are rank 1's
     done = _ranks(cfg.model_dump(mode="json"), tmp_path, "slurm")
-    assert done[1].returncode != 0 and "d.jsonl line 3" in done[1].stderr
-    assert done[0].returncode != 0 and "rank 1 failed" in done[0].stderr and "d.jsonl line 3" in done[0].stderr
+    assert done[1].returncode != 0 and "d.jsonl line 21" in done[1].stderr
+    assert done[0].returncode != 0 and "rank 1 failed" in done[0].stderr and "d.jsonl line 21" in done[0].stderr
     cache = Path(cfg.data.cache_dir)
     assert not cache_folder(cfg).exists()
     assert all(p.name.startswith(".tmp-") for p in cache.iterdir())  # only the unpublished staging folder
