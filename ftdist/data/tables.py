@@ -98,7 +98,8 @@ def load_file(path: Path) -> Table:
         raise DataError(f"{path}: cannot read {path.suffix!r} files; use one of {', '.join(sorted(FORMATS))}")
     if not _has_content(path):
         raise DataError(f"{path} is empty; add data to it or remove it from data.path")
-    if fmt != "parquet":
+    part = scoped_rows(path)  # while `ftdist prepare` builds one unit's rows of a larger table
+    if fmt != "parquet" and part is None:  # (a unit's rows: the plan of the units read the whole file already)
         check_utf8(path)  # datasets would end in a raw UnicodeDecodeError
     try:
         dataset = datasets.load_dataset(fmt, data_files=str(path), split="train")
@@ -109,7 +110,6 @@ def load_file(path: Path) -> Table:
     if len(dataset) == 0:
         raise DataError(f"{path} has no rows; add data to it or remove it from data.path")
     jsonl = path if fmt == "json" and path.suffix.lower() == ".jsonl" else None
-    part = scoped_rows(path)  # while `ftdist prepare` builds one unit's rows of a larger table
     if part is not None:  # a contiguous range: a slice of the Arrow table, no copy
         return Table(
             str(path), Rows(dataset.select(range(part.start, part.end))), list(dataset.column_names), jsonl, part.start
