@@ -47,6 +47,7 @@ def test_ranks_prepare_together_and_split_the_global_batch(tmp_path: Path):
             "path": "builtin:chatterbot_qa.jsonl",
             "seq_len": 256,
             "truncation": "drop",
+            "unit_mb": 0.02,  # the file in 4 row ranges: rank 0 builds units 0 and 2, rank 1 units 1 and 3
             "cache_dir": str(tmp_path / "cache"),
         },
         "train": {"micro_batch_size": 2},
@@ -67,9 +68,10 @@ def test_ranks_prepare_together_and_split_the_global_batch(tmp_path: Path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert [r["tokenized"] for r in ranks] == [1, 1]  # each builds its units (this small set: one, rank 0's)
+    assert [r["tokenized"] for r in ranks] == [1, 1]  # each builds its units
     (folder,) = (tmp_path / "cache").iterdir()  # nothing else: no staging folder, no note
-    assert json.loads((folder / "card.json").read_text())["ranks"] == 2
+    card = json.loads((folder / "card.json").read_text())
+    assert card["ranks"] == 2 and card["units"] == 4
 
     from ftdist.config import load_config
     from ftdist.data.prepare import prepare

@@ -160,3 +160,19 @@ def test_a_failure_on_one_rank_publishes_nothing_and_names_the_file(tmp_path):
     cache = Path(cfg.data.cache_dir)
     assert not cache_folder(cfg).exists()
     assert all(p.name.startswith(".tmp-") for p in cache.iterdir())  # only the unpublished staging folder
+
+
+def test_a_unit_an_earlier_attempt_finished_is_reused_only_while_its_shards_are_whole(tmp_path):
+    from ftdist.data.build import Builder
+    from ftdist.data.build_ranks import _reusable
+
+    cfg = config(tmp_path, recipe="text", path=str(_corpus(tmp_path / "corpus")), seq_len=64, unit_mb=0.004)
+    builder = Builder(cfg)
+    unit, other = builder.plan[1], builder.plan[2]
+    record = tmp_path / "unit-00001.json"
+    record.write_text(json.dumps(builder.unit(unit, tmp_path)))
+    assert _reusable(record, unit, tmp_path) and not _reusable(record, other, tmp_path)  # its parts, not another's
+    shard = tmp_path / "train-u00001-00000.npy"
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # the disk flips a byte
+    assert not _reusable(record, unit, tmp_path)  # a damaged shard: the unit is built again
