@@ -6,6 +6,11 @@ a seeded shuffle and packed on its own, and its rows go straight to the shard wr
 by one window and one shard buffer, whatever the corpus size; a set smaller than one window is split and
 packed exactly as a whole (window 0 uses the seed alone, as the whole-set split did).
 
+The input is cut into units (`ftdist.data.units`, `data.unit_mb`), and each unit is such a pass of its own,
+into shards named after it; the index lists the units' shards in unit order and the card adds their numbers
+up. A set smaller than one unit is one pass, exactly as before units existed. One process builds every unit
+in order; several ranks share them out (`ftdist.data.build_ranks`), with the same result.
+
 Everything is written into a staging folder that is published (renamed) only after the last shard is checked
 and the index written: a failure anywhere leaves nothing that looks like a cache.
 """

@@ -6,7 +6,8 @@ sequence is full and none is padded (only the last chunk of a split may be short
 A .txt/.md file is one document, read here directly (not through `datasets`, which would copy it into its
 own cache first) and handed on in pieces of about 64 KB cut after a line end: memory stays bounded, and the
 pieces tokenize in parallel. A byte-level BPE with GPT-2-style pre-tokenization (SmolLM2, Llama 3, GPT-2)
-starts a new pre-token after a line end anyway, so the pieces give the tokens the whole file would.
+starts a new pre-token after a line end anyway, so the pieces give the tokens the whole file would. A file
+larger than `data.unit_mb` is read a unit's byte range at a time (`ftdist.data.units`).
 """
 
 from __future__ import annotations
