@@ -51,11 +51,11 @@ INTACT = "The data files themselves are untouched; nothing was cached"
 def build(config: RunConfig, folder: Path, version: int, tokenizer=None, env: DistEnv | None = None) -> tuple:
     """Write the prepared folder for `config`; return (card, tokenizer). With `env` of several ranks, this
     rank builds its share of the units and rank 0 seals the folder (`ftdist.data.build_ranks`)."""
-    builder = Builder(config, tokenizer)
     if env is not None and env.world_size > 1:
         from ftdist.data.build_ranks import build_on_ranks
 
-        return build_on_ranks(builder, folder, version, env), builder.tokenizer
+        return build_on_ranks(config, tokenizer, folder, version, env)
+    builder = Builder(config, tokenizer)
     # The folder's name is the fingerprint of its content: a copy another process published first wins.
     with staged_folder(folder, intact=INTACT, replace=False) as staging:
         records = [builder.unit(unit, staging) for unit in builder.plan]
@@ -67,7 +67,7 @@ def build(config: RunConfig, folder: Path, version: int, tokenizer=None, env: Di
 class Builder:
     """One prepare: the recipe, the tokenizer and the units; builds a unit's shards, and seals the folder."""
 
-    def __init__(self, config: RunConfig, tokenizer=None, label: str = "prepare") -> None:
+    def __init__(self, config: RunConfig, tokenizer=None) -> None:
         self.config, self.started = config, time.perf_counter()
         self.recipe = load_recipe(config.data.recipe)
         self.kind = self.recipe.kind(config.data) if hasattr(self.recipe, "kind") else self.recipe.KIND
@@ -76,7 +76,7 @@ class Builder:
         self.card_type = PreferenceCard if self.kind == "preference" else CardBuilder
         self.total = self.card_type(config, self.tokenizer, self.workers)  # the units' numbers, added up
         self.plan = plan_units(config.data)
-        self.progress = Progress(self.started, label)
+        self.progress = Progress(self.started)
 
     def unit(self, unit: Unit, staging: Path) -> dict:
         """Read, tokenize, window, split and pack one unit into its own shards in `staging`; return its record

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ftdist.config import RunConfig
 from ftdist.data.build import INTACT, PROGRESS_EVERY_S, Builder
 from ftdist.data.shards import INDEX, check_crcs
 from ftdist.data.units import Unit
@@ -60,24 +61,28 @@ class OtherRankFailed(DataError):
     """Another rank wrote a failure: this rank stops too (and writes none of its own)."""
 
 
-def build_on_ranks(builder: Builder, folder: Path, version: int, env: DistEnv) -> dict:
-    """This rank's units into the shared staging folder; on rank 0, seal and publish it. Returns the card."""
-    builder.progress.label = f"prepare (rank {env.rank} of {env.world_size})"
+def build_on_ranks(config: RunConfig, tokenizer, folder: Path, version: int, env: DistEnv) -> tuple[dict, object]:
+    """This rank's units into the shared staging folder; on rank 0, seal and publish it. Returns (card, tokenizer)
+    as `ftdist.data.build.build` does."""
     shared = staging_path(folder, "-ranks")
     meeting = Meeting(shared / "units", env, folder)
     try:
+        builder = Builder(config, tokenizer)  # in the try: a rank that cannot even start tells the others
+        builder.progress.label = f"prepare (rank {env.rank} of {env.world_size})"
+        if (folder / "card.json").exists():  # published while this rank started
+            return json.loads((folder / "card.json").read_text()), builder.tokenizer
         meeting.records.mkdir(parents=True, exist_ok=True)
         for unit in builder.plan:
             if unit.number % env.world_size == env.rank:
                 _build_unit(builder, unit, shared, meeting.record(unit.number))
         if env.rank != 0:
             meeting.wait(lambda: False, "rank 0 to seal the prepared folder")
-            return json.loads((folder / "card.json").read_text())
+            return json.loads((folder / "card.json").read_text()), builder.tokenizer
         numbers = [unit.number for unit in builder.plan]
         missing = lambda: [n for n in numbers if not meeting.record(n).exists()]  # noqa: E731
         meeting.wait(lambda: not missing(), lambda: f"unit(s) {_listed(missing(), env.world_size)}")
         if (folder / "card.json").exists():  # another job published the same content first
-            return json.loads((folder / "card.json").read_text())
+            return json.loads((folder / "card.json").read_text()), builder.tokenizer
         records = [json.loads(meeting.record(n).read_text()) for n in numbers]
         with storage_errors(folder, intact=INTACT):
             try:
@@ -90,7 +95,7 @@ def build_on_ranks(builder: Builder, folder: Path, version: int, env: DistEnv) -
             _drop_unlisted(shared)
             publish(shared, folder, replace=False)
         builder.progress.done(builder.total)
-        return card
+        return card, builder.tokenizer
     except OtherRankFailed:
         raise
     except BaseException as error:
