@@ -19,9 +19,11 @@ from ftdist.errors import ConfigError
 
 FINGERPRINT_FILE = "data_fingerprint.txt"
 # Keys (or prefixes) whose change a checkpoint cannot honour. `seed` is here because it shuffles and splits the
-# data (it is part of the data fingerprint). `data.cache_dir` only says where the cache lives.
+# data (it is part of the data fingerprint). `data.cache_dir` only says where the cache lives. `data.unit_mb`
+# changes the prepared rows only of a set larger than one unit, and then the data fingerprint (checked below)
+# holds it; a checkpoint from before the key existed has none in its config.yaml.
 FROZEN = ("model.", "method.", "data.", "seed", "optim.name")
-NOT_FROZEN = ("data.cache_dir",)
+NOT_FROZEN = ("data.cache_dir", "data.unit_mb")
 # Keys the restored optimizer state overrides (torch's load_state_dict replaces the param groups' values).
 CHECKPOINT_WINS = ("optim.lr", "optim.weight_decay", "optim.betas", "optim.eps", "optim.momentum")
 IGNORED = ("checkpoint.resume", "output_dir")  # differ by design between a run and where it resumes from

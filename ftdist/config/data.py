@@ -130,6 +130,13 @@ class DataConfig(Section):
     pack_window: int = Field(default=2048, ge=2)
     """Examples packed together at a time: memory stays bounded whatever the corpus size; each window can
     leave one part-filled row (the card shows the padding this costs)."""
+    unit_mb: PositiveFloat = 256.0
+    """Size of the units of work `ftdist prepare` cuts the input into (MB, 10**6 bytes): consecutive files are
+    grouped up to this size; a larger .txt/.md file of the `text` recipe is cut at the next line end after each
+    unit_mb, a larger table (json/jsonl/csv/parquet) into equal row ranges. Each unit is tokenized, split and
+    packed as a stream of its own, and the ranks of a multi-rank prepare share the units out, so the result does
+    not depend on how many ranks built it. A set smaller than one unit is prepared exactly as one stream. Part
+    of the data fingerprint for sets larger than one unit."""
     workers: PositiveInt | None = None
     """Tokenizer processes for `ftdist prepare`; default: the CPUs this process may use (as for threads)."""
     cache_dir: str = ".ftdist_cache/data"

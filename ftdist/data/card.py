@@ -41,6 +41,23 @@ class CardBuilder:
         numbers["tokens"] += real_tokens(arrays)
         numbers["labels"] += int((arrays["labels"] != IGNORE).sum())
 
+    COUNTS = ("examples", "tokens", "truncated", "windows")  # added up over units (a subclass adds its own)
+
+    def state(self) -> dict:
+        """The numbers so far, as JSON: one unit's part of the card (`absorb` adds them up)."""
+        numbers = {name: getattr(self, name) for name in self.COUNTS}
+        return {**numbers, "dropped": dict(self.dropped), "splits": self.splits, "samples": self.samples}
+
+    def absorb(self, state: dict) -> None:
+        """Add one unit's `state`; units come in order, so the samples are the first units' first ones."""
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + state[name])
+        self.dropped.update(state["dropped"])
+        for split, numbers in state["splits"].items():
+            for key, value in numbers.items():
+                self.splits[split][key] += value
+        self.samples += state["samples"][: 3 - len(self.samples)]
+
     def finish(self, skipped: Counter, shards: dict[str, int], seconds: float) -> dict:
         data = self.config.data
         card = {
@@ -126,6 +143,8 @@ def render_card(card: dict, folder, cache_hit: bool) -> str:
         f"  examples {card['examples']:,}, tokens {card['tokens']:,}, truncated {card['truncated']:,} "
         f"(truncation: {card['truncation']})",
     ]
+    if card.get("units", 1) > 1 or card.get("ranks", 1) > 1:  # absent from cards of before units
+        lines.append(f"  built as {card['units']:,} unit(s) (data.unit_mb) by {card['ranks']} rank(s)")
     if "preference" in card:
         from ftdist.data.card_preference import preference_lines  # it builds on this module
 

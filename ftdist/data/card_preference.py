@@ -22,6 +22,17 @@ class PreferenceCard(CardBuilder):
         self.prompt_tokens = self.desirable = 0
         self.response_tokens = [0, 0]
 
+    COUNTS = (*CardBuilder.COUNTS, "prompt_tokens", "desirable")
+
+    def state(self) -> dict:
+        return {**super().state(), "layout": self.layout, "response_tokens": self.response_tokens}
+
+    def absorb(self, state: dict) -> None:
+        super().absorb(state)
+        if state["examples"]:
+            self.layout = state["layout"]
+        self.response_tokens = [a + b for a, b in zip(self.response_tokens, state["response_tokens"], strict=True)]
+
     def add_examples(self, examples: list[TokenizedPreference], train_index: np.ndarray) -> None:
         self.windows += 1
         self.examples += len(examples)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ftdist.config import RunConfig
 from ftdist.data.prepare import Prepared, prepare
+from ftdist.distributed.env import DistEnv
 from ftdist.staging import staged_folder
 
 
@@ -30,8 +31,9 @@ def source_configs(config: RunConfig, build: bool = True) -> list[RunConfig]:
     return configs
 
 
-def prepare_sources(config: RunConfig, build: bool = True) -> list[Prepared]:
-    return [prepare(source, build) for source in source_configs(config, build)]
+def prepare_sources(config: RunConfig, build: bool = True, env: DistEnv | None = None) -> list[Prepared]:
+    """Each source's prepared folder, in order (`env`: the ranks that build them together, as for `prepare`)."""
+    return [prepare(source, build, env=env) for source in source_configs(config, build)]
 
 
 def _shared_char_tokenizer(configs: list[RunConfig], build: bool) -> Path | None:

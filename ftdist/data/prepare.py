@@ -21,8 +21,9 @@ from pathlib import Path
 from ftdist.config import RunConfig
 from ftdist.data.recipes import load_recipe
 from ftdist.data.shards import ShardedSplit, open_split
-from ftdist.data.sources import BUILTIN_PREFIX, resolve_data_path
 from ftdist.data.tokenize import Tokenized
+from ftdist.data.units import input_files, unit_bytes
+from ftdist.distributed.env import DistEnv
 from ftdist.errors import DataError
 
 FORMAT_VERSION = 2  # bump when the cached layout or the tokenization rules change (2: memory-mapped shards)
@@ -41,13 +42,20 @@ class Prepared:
 def fingerprint(config: RunConfig) -> str:
     """A hash of the data bytes, the tokenizer files and the settings that shape the prepared arrays."""
     digest = hashlib.sha256(f"ftdist-data-v{FORMAT_VERSION}".encode())
-    settings = config.data.model_dump(exclude={"cache_dir", "workers"})
+    settings = config.data.model_dump(exclude={"cache_dir", "workers", "unit_mb"})
     digest.update(json.dumps([settings, config.seed, config.model.tokenizer_source], sort_keys=True).encode())
     specs = [source.path for source in config.data.sources] if config.data.sources else [config.data.path]
+    size = 0
     for spec in specs:
-        for path in _source_files(spec):
+        for path in input_files(spec):
             digest.update(str(path.name).encode())
             digest.update(_file_hash(path))
+            size += path.stat().st_size
+    # The unit size shapes the rows only of a set larger than one unit (`ftdist.data.units`): a smaller set is
+    # one stream, exactly as before units existed, so its fingerprint (and its cache, and the checkpoints that
+    # recorded it) stays what it was.
+    if size > unit_bytes(config.data):
+        digest.update(f"unit_mb={config.data.unit_mb}".encode())
     source = config.model.tokenizer_source
     if source != "char" and Path(source).expanduser().is_dir():
         for path in sorted(Path(source).expanduser().iterdir()):
@@ -60,10 +68,12 @@ def cache_folder(config: RunConfig) -> Path:
     return Path(config.data.cache_dir).expanduser() / f"{config.data.recipe}-{fingerprint(config)}"
 
 
-def prepare(config: RunConfig, build: bool = True, tokenizer=None) -> Prepared:
+def prepare(config: RunConfig, build: bool = True, tokenizer=None, env: DistEnv | None = None) -> Prepared:
     """Open the cached shards for `config`, building them first if they are missing (and `build` is set).
 
-    `tokenizer`: one to use instead of the model's (the mixture's shared char vocabulary)."""
+    `tokenizer`: one to use instead of the model's (the mixture's shared char vocabulary). `env`: this process's
+    place among several ranks that build the folder together (`ftdist prepare` under torchrun, srun or Ray);
+    None (or one rank): this process builds it alone."""
     folder = cache_folder(config)
     if (folder / "card.json").exists():
         return _load(folder, cache_hit=True)
@@ -74,7 +84,7 @@ def prepare(config: RunConfig, build: bool = True, tokenizer=None) -> Prepared:
         )
     from ftdist.data.build import build as build_folder
 
-    build_folder(config, folder, FORMAT_VERSION, tokenizer)
+    build_folder(config, folder, FORMAT_VERSION, tokenizer, env)
     return _load(folder, cache_hit=False)
 
 
@@ -103,13 +113,6 @@ def _load(folder: Path, cache_hit: bool) -> Prepared:
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     card = json.loads((folder / "card.json").read_text())
     return Prepared(folder, card, splits, tokenizer, cache_hit)
-
-
-def _source_files(spec: str) -> list[Path]:
-    if not spec.startswith(BUILTIN_PREFIX) and not Path(spec).expanduser().exists():
-        return []  # a hub id: its name (in the settings) is the fingerprint
-    path = resolve_data_path(spec)
-    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
 
 
 def _file_hash(path: Path) -> bytes:

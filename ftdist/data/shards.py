@@ -39,8 +39,9 @@ class ShardWriter:
     Rows are written as they come (no shard-sized buffer, so memory stays at one window's rows); each file
     starts with the .npy header of a full shard, rewritten for the last, shorter one."""
 
-    def __init__(self, folder: Path, split: str, seq_len: int, keys: tuple[str, ...] = KEYS) -> None:
-        self.folder, self.split, self.seq_len, self.keys = folder, split, seq_len, tuple(keys)
+    def __init__(self, folder: Path, split: str, seq_len: int, keys: tuple[str, ...] = KEYS, tag: str = "") -> None:
+        """`tag` goes between the split and the shard number (`train-u00003-00000.npy`: a unit's shards)."""
+        self.folder, self.split, self.seq_len, self.keys, self.tag = folder, split, seq_len, tuple(keys), tag
         self.capacity = rows_per_shard(seq_len, len(self.keys))
         self.handle = None
         self.rows = 0  # in the open shard
@@ -64,18 +65,11 @@ class ShardWriter:
         """Close the last (short) shard, re-read every shard to check it, and return the split's index entry."""
         if self.handle is not None:
             self._close_shard()
-        for shard in self.shards:
-            found = _crc32(self.folder / shard["file"])
-            if found != shard["crc32"]:
-                raise DataError(
-                    f"{self.folder / shard['file']}: the shard read back differs from what was written (CRC32 "
-                    f"{found:08x}, wrote {shard['crc32']:08x}); the disk or filesystem corrupted it. Nothing was "
-                    "published; check the disk under data.cache_dir and run `ftdist prepare` again"
-                )
+        check_crcs(self.folder, self.shards)
         return {"rows": sum(s["rows"] for s in self.shards), "shards": self.shards, "keys": list(self.keys)}
 
     def _name(self) -> str:
-        return f"{self.split}-{len(self.shards):05d}.npy"
+        return f"{self.split}{self.tag}-{len(self.shards):05d}.npy"
 
     def _close_shard(self) -> None:
         path = self.folder / self._name()
@@ -89,6 +83,18 @@ class ShardWriter:
         self.handle.close()
         self.shards.append({"file": path.name, "rows": self.rows, "crc32": _crc32(path)})
         self.handle, self.rows = None, 0
+
+
+def check_crcs(folder: Path, shards: list[dict]) -> None:
+    """Re-read every shard and compare it with the CRC32 recorded when it was written; name the first that differs."""
+    for shard in shards:
+        found = _crc32(folder / shard["file"])
+        if found != shard["crc32"]:
+            raise DataError(
+                f"{folder / shard['file']}: the shard read back differs from what was written (CRC32 "
+                f"{found:08x}, wrote {shard['crc32']:08x}); the disk or filesystem corrupted it. Nothing was "
+                "published; check the disk under data.cache_dir and run `ftdist prepare` again"
+            )
 
 
 def _header(rows: int, seq_len: int, keys: int) -> bytes:

@@ -41,21 +41,25 @@ def read_text(spec: str, key: str = "data.path") -> str:
     return text
 
 
-def check_utf8(path: Path, block: int = 1 << 20) -> None:
-    """Fail with the file, line and byte offset of the first byte sequence that is not UTF-8.
+def check_utf8(path: Path, block: int = 1 << 20, start: int = 0, end: int | None = None) -> None:
+    """Fail with the file, line and byte offset of the first byte sequence that is not UTF-8 in bytes
+    [start, end) of the file (a unit's piece of it; `start` is at a line start).
 
     Read in blocks through an incremental decoder, so a large file costs no more memory than one block."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset, line = 0, 1
+    offset = start
+    left = (path.stat().st_size if end is None else end) - start
     with open(path, "rb") as handle:
+        handle.seek(start)
         while True:
-            chunk = handle.read(block)
+            chunk = handle.read(min(block, left))
+            left -= len(chunk)
             pending = len(decoder.getstate()[0])  # an unfinished sequence carried over from the last block
             try:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as error:  # error.object is the carried-over bytes + this block
                 start = offset - pending + error.start
-                line += error.object[: error.start].count(b"\n")
+                line = 1 + _lines_before(path, offset - pending) + error.object[: error.start].count(b"\n")
                 raise DataError(
                     f"{path} line {line} (byte offset {start}) is not valid UTF-8 ({error.reason}, byte "
                     f"0x{error.object[error.start]:02x}); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 "
@@ -63,5 +67,16 @@ def check_utf8(path: Path, block: int = 1 << 20) -> None:
                 ) from None
             if not chunk:
                 return
-            line += chunk.count(b"\n")
             offset += len(chunk)
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    """Line ends in the file's first `offset` bytes (counted only for an error message)."""
+    count = 0
+    with open(path, "rb") as handle:
+        while offset > 0:
+            block = handle.read(min(offset, 1 << 22))
+            if not block:
+                break
+            count, offset = count + block.count(b"\n"), offset - len(block)
+    return count

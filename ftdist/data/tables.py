@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftdist.data.sources import BUILTIN_PREFIX, check_utf8, resolve_data_path
+from ftdist.data.units import scoped_files, scoped_rows
 from ftdist.errors import DataError
 
 FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text", ".md": "text"}
@@ -45,8 +46,10 @@ class Table:
     rows: Rows | list[dict]
     columns: list[str]
     jsonl: Path | None = field(default=None, repr=False)  # JSONL: the file, whose line numbers name rows
+    first_row: int = 0  # rows[0] is this row of the file (a unit's row range of a larger table)
 
     def where(self, index: int) -> str:
+        index += self.first_row
         if self.jsonl is not None:  # counted only when an error needs it
             return f"{self.name} line {_jsonl_line(self.jsonl, index)}"
         return f"{self.name} row {index + 1}"
@@ -61,7 +64,11 @@ class Table:
 
 
 def data_files(spec: str, extensions: tuple[str, ...], key: str = "data.path") -> list[Path]:
-    """The files a `data.path` names: itself, or every file under a folder whose ending is in `extensions`."""
+    """The files a `data.path` names: itself, or every file under a folder whose ending is in `extensions`.
+    While `ftdist prepare` builds one unit of a larger set (`ftdist.data.units`), only that unit's files."""
+    scoped = scoped_files(extensions)
+    if scoped is not None:
+        return scoped
     path = resolve_data_path(spec, key)
     if path.is_file():
         return [path]
@@ -91,7 +98,8 @@ def load_file(path: Path) -> Table:
         raise DataError(f"{path}: cannot read {path.suffix!r} files; use one of {', '.join(sorted(FORMATS))}")
     if not _has_content(path):
         raise DataError(f"{path} is empty; add data to it or remove it from data.path")
-    if fmt != "parquet":
+    part = scoped_rows(path)  # while `ftdist prepare` builds one unit's rows of a larger table
+    if fmt != "parquet" and part is None:  # (a unit's rows: the plan of the units read the whole file already)
         check_utf8(path)  # datasets would end in a raw UnicodeDecodeError
     try:
         dataset = datasets.load_dataset(fmt, data_files=str(path), split="train")
@@ -102,6 +110,10 @@ def load_file(path: Path) -> Table:
     if len(dataset) == 0:
         raise DataError(f"{path} has no rows; add data to it or remove it from data.path")
     jsonl = path if fmt == "json" and path.suffix.lower() == ".jsonl" else None
+    if part is not None:  # a contiguous range: a slice of the Arrow table, no copy
+        return Table(
+            str(path), Rows(dataset.select(range(part.start, part.end))), list(dataset.column_names), jsonl, part.start
+        )
     return Table(str(path), Rows(dataset), list(dataset.column_names), jsonl)
 
 

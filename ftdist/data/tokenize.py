@@ -121,9 +121,12 @@ class DocumentChunker:
             self.buffer, self.offset = self.buffer[self.stride :], self.offset + self.stride
         return out
 
-    def finish(self) -> Tokenized:
-        """The last chunk (shorter than seq_len + 1 when the stream ends inside it)."""
+    def finish(self, required: bool = True) -> Tokenized:
+        """The last chunk (shorter than seq_len + 1 when the stream ends inside it). A stream of under 2 tokens
+        is an error when `required` (the whole set), else nothing (one unit of a larger set)."""
         if self.offset + len(self.buffer) < 2:
+            if not required:
+                return Tokenized()
             raise DataError(
                 f"data.path={self.config.path}: the documents hold {self.offset + len(self.buffer)} token(s); add text"
             )

@@ -1,5 +1,6 @@
-"""Under torchrun (2 CPU processes, gloo): only rank 0 tokenizes; rank 1 waits, then reads the same cache,
-and the two ranks' batches together are the global batch a single process would draw."""
+"""Under torchrun (2 CPU processes, gloo): both ranks build the missing cache together (each its units; rank 0
+seals it), both read the same cache, and the two ranks' batches together are the global batch a single process
+would draw."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_only_rank0_prepares_and_ranks_split_the_global_batch(tmp_path: Path):
+def test_ranks_prepare_together_and_split_the_global_batch(tmp_path: Path):
     cfg = {
         "model": {"scratch": {"family": "llama", "n_layer": 2, "n_head": 4, "n_kv_head": 2, "n_embd": 64}},
         "data": {
@@ -46,6 +47,7 @@ def test_only_rank0_prepares_and_ranks_split_the_global_batch(tmp_path: Path):
             "path": "builtin:chatterbot_qa.jsonl",
             "seq_len": 256,
             "truncation": "drop",
+            "unit_mb": 0.02,  # the file in 4 row ranges: rank 0 builds units 0 and 2, rank 1 units 1 and 3
             "cache_dir": str(tmp_path / "cache"),
         },
         "train": {"micro_batch_size": 2},
@@ -66,8 +68,10 @@ def test_only_rank0_prepares_and_ranks_split_the_global_batch(tmp_path: Path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert [r["tokenized"] for r in ranks] == [1, 0]
-    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert [r["tokenized"] for r in ranks] == [1, 1]  # each builds its units
+    (folder,) = (tmp_path / "cache").iterdir()  # nothing else: no staging folder, no note
+    card = json.loads((folder / "card.json").read_text())
+    assert card["ranks"] == 2 and card["units"] == 4
 
     from ftdist.config import load_config
     from ftdist.data.prepare import prepare
