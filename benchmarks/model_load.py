@@ -100,13 +100,14 @@ def _high_water(pid: int) -> int:
     return 0
 
 
-def run(repo: Path, phase: str, strategy: str, ranks: int, model: Path, out: Path) -> tuple[int, int]:
+def run(repo: Path, phase: str, strategy: str, ranks: int, model: Path, out: Path, precision: str) -> tuple[int, int]:
     if phase == "step":
         command = [sys.executable, "-m", "ftdist", "launch", "local", "--nproc", str(ranks), CONFIG, *RUN]
     else:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
         command = [*torchrun, str(Path(__file__).resolve()), "--worker", CONFIG, *RUN]
     command += [*STRATEGIES[strategy], f"model.path={model}", "model.tokenizer=char", f"output_dir={out}"]
+    command += [f"precision={precision}"]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     return peak_rss(command, repo, env)
 
@@ -128,20 +129,22 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--precision", default="auto", help="the runs' precision (fp32: the issue's copies)")
     parser.add_argument("--out", type=Path, default=None, help="where the models and runs go (default: a temp dir)")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="model_load_"))
     big, params = save_model(work / "big", BIG)
     tiny, _ = save_model(work / "tiny", TINY)
     copy = 4 * params
-    print(f"repo {args.repo}; phase {args.phase}; model {params / 1e9:.2f} B parameters, {copy / GiB:.2f} GiB fp32")
+    size = f"model {params / 1e9:.2f} B parameters, {copy / GiB:.2f} GiB fp32"
+    print(f"repo {args.repo}; phase {args.phase}; precision {args.precision}; {size}")
     print("sum of peaks: each process's own peak RSS, summed; peak of sum: the largest summed RSS at one moment")
     print("strategy  ranks  big GiB  tiny GiB  model GiB  fp32 copies  | peak of sum: model GiB  copies")
     for strategy in args.strategies:
         for ranks in args.ranks:
             runs = [work / f"run-{args.phase}-{strategy}-{ranks}-{m.name}" for m in (big, tiny)]
             (big_own, big_sum), (tiny_own, tiny_sum) = [
-                run(args.repo, args.phase, strategy, ranks, m, out) for m, out in zip((big, tiny), runs)
+                run(args.repo, args.phase, strategy, ranks, m, out, args.precision) for m, out in zip((big, tiny), runs)
             ]
             model, at_once = big_own - tiny_own, big_sum - tiny_sum
             row = (strategy, ranks, big_own / GiB, tiny_own / GiB, model / GiB, model / copy, at_once / GiB)

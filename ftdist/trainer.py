@@ -23,6 +23,7 @@ from ftdist.data import build_data
 from ftdist.distributed.collectives import mean_over_ranks, on_rank0
 from ftdist.distributed.device import pick_cpu_threads, pick_device, pick_precision
 from ftdist.distributed.env import detect_env
+from ftdist.distributed.host_memory import released_on_free
 from ftdist.distributed.process_group import init_distributed, shutdown_distributed
 from ftdist.distributed.shared_dir import check_shared_output_dir
 from ftdist.errors import FtdistError
@@ -225,9 +226,11 @@ class Trainer:
     def setup_model(self) -> None:
         """The method's model, wrapped by the strategy, with its optimizer and schedule."""
         cfg = self.config
-        model = self.strategy.materialize(ModelRecipe.for_run(cfg, self.tokenizer, self.method, self.precision))
-        self.trainable, self.total_params = count_parameters(model)
-        self.model, self.optimizer = self.strategy.prepare(model, lambda m: build_optimizer(m, cfg.optim, self.device))
+        with released_on_free():  # the load's freed copies leave the process (ftdist/distributed/host_memory.py)
+            model = self.strategy.materialize(ModelRecipe.for_run(cfg, self.tokenizer, self.method, self.precision))
+            self.trainable, self.total_params = count_parameters(model)
+            build = lambda m: build_optimizer(m, cfg.optim, self.device)  # noqa: E731
+            self.model, self.optimizer = self.strategy.prepare(model, build)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.train.max_steps)
         vocab = self.strategy.unwrap(self.model).config.vocab_size
         self.loss_head = install_chunked_loss(self.strategy.unwrap(self.model), chunk_tokens(cfg, vocab))
