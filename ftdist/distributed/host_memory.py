@@ -10,7 +10,10 @@ heap. No library sets this: torch's CPU allocator is plain malloc, and jemalloc 
 user must install. Training itself keeps glibc's behaviour, whose reuse of freed blocks is faster for a step's
 tensors (a fixed threshold cost about 15-20% of a CPU step in docs/preference.md).
 
-Only where the C library is glibc (Linux); elsewhere `released_on_free` does nothing.
+The threshold decides only requests the heap cannot serve from its free chunks: a load early in a process, as
+training's is, gets all of it; in a process whose heap earlier work left fragmented, part of the load reuses
+those chunks (which costs no new memory either). Only where the C library is glibc (Linux); elsewhere
+`released_on_free` does nothing.
 """
 
 from __future__ import annotations
