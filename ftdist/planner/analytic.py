@@ -243,12 +243,12 @@ def _cast_adapters_layer(w: Workload, c: int, chosen: set[str]) -> int:
 def _activations(w: Workload, cand: Candidate, c: int) -> Activations:
     shape, tokens = w.shape, w.tokens
     h, kv, i = shape.hidden, shape.kv_dim, shape.intermediate
-    mlp = 4 * i if shape.gated else 2 * i
-    attention = 6 * h + 2 * kv if shape.gated else 5 * h  # a fused QKV's q, k, v are views of one output
     chosen = shape.lora_targets(w.lora_targets) if w.adapters else set()
     if w.method == "lora" and c < 4 and shape.gated:  # (a 4-bit base's own saves are not counted here)
         layer = tokens * _cast_adapters_layer(w, c, chosen)
     else:
+        mlp = 4 * i if shape.gated else 2 * i
+        attention = 6 * h + 2 * kv if shape.gated else 5 * h  # a fused QKV's q, k, v are views of one output
         per_token = (attention + mlp) * c + (8 * h if c < 4 else 0)  # fp32 norm inputs under 16-bit compute
         if c == 4 and shape.gated:  # fp32 rotary: q and k embedded, and rotate_half's halves (calibrated on CPU)
             per_token += 2 * (h + kv) * c

@@ -76,7 +76,6 @@ def chunk_tokens(config: Any, vocab: int) -> int | None:
 def workload_from_config(config: Any) -> Workload:
     """The workload of a `RunConfig`."""
     method = config.method
-    sft = method.objective == "sft"
     lora = method.lora
     shape = model_shape(config)
     return Workload(
@@ -87,7 +86,7 @@ def workload_from_config(config: Any) -> Workload:
         seq_len=config.data.seq_len,
         # A preference row is two sequences through the model: chosen and rejected (KTO: the response and
         # its KL sequence), so a micro-batch of B rows holds activations of 2B sequences.
-        micro_batch=config.train.micro_batch_size * (1 if sft else 2),
+        micro_batch=config.train.micro_batch_size * method.sequences_per_row,
         grad_accum=config.train.grad_accum,
         lora_rank=lora.r or 8,
         lora_targets=tuple(lora.target_modules) if isinstance(lora.target_modules, list) else lora.target_modules,
