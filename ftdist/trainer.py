@@ -23,7 +23,7 @@ from ftdist.data import build_data
 from ftdist.distributed.collectives import mean_over_ranks, on_rank0
 from ftdist.distributed.device import pick_cpu_threads, pick_device, pick_precision
 from ftdist.distributed.env import detect_env
-from ftdist.distributed.host_memory import released_on_free
+from ftdist.distributed.host_memory import file_pages_returned, released_on_free
 from ftdist.distributed.process_group import init_distributed, shutdown_distributed
 from ftdist.distributed.shared_dir import check_shared_output_dir
 from ftdist.errors import FtdistError
@@ -226,8 +226,11 @@ class Trainer:
     def setup_model(self) -> None:
         """The method's model, wrapped by the strategy, with its optimizer and schedule."""
         cfg = self.config
-        with released_on_free():  # the load's freed copies leave the process (ftdist/distributed/host_memory.py)
-            model = self.strategy.materialize(ModelRecipe.for_run(cfg, self.tokenizer, self.method, self.precision))
+        recipe = ModelRecipe.for_run(cfg, self.tokenizer, self.method, self.precision)
+        copied = self.strategy.copies_loaded_weights or self.device.type != "cpu"
+        read_pages = file_pages_returned(recipe.weight_files() if copied else [])
+        with released_on_free(), read_pages:  # what the load frees or has read leaves the process (host_memory.py)
+            model = self.strategy.materialize(recipe)
             self.trainable, self.total_params = count_parameters(model)
             build = lambda m: build_optimizer(m, cfg.optim, self.device)  # noqa: E731
             self.model, self.optimizer = self.strategy.prepare(model, build)

@@ -156,10 +156,9 @@ class RayLauncher(Launcher):
     def submit(self, config: RunConfig, profile: RayProfile, args: argparse.Namespace) -> int:
         runtime_env = json.loads(args.runtime_env_json) if args.runtime_env_json else None
         result = run_on_ray(config, profile, args.address, runtime_env)
-        print(
-            f"ftdist launch ray: done at step {result.metrics.get('step')}; checkpoint {result.checkpoint}; "
-            f"final model {result.final_dir}; run folder {result.run_dir}"
-        )
+        step = result.metrics.get("step")  # none when the run saved no checkpoint (checkpoint.every: 0)
+        saved = f"done at step {step}; checkpoint {result.checkpoint}" if step is not None else "done (no checkpoint)"
+        print(f"ftdist launch ray: {saved}; final model {result.final_dir}; run folder {result.run_dir}")
         return 0
 
 

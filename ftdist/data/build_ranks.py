@@ -1,8 +1,10 @@
 """Several ranks build one prepared folder: each builds its share of the units, rank 0 seals the folder.
 
-Under torchrun, srun or Ray (`ftdist.distributed.env.detect_env`), unit u (`ftdist.data.units`) goes to rank
-u % world_size. Every rank writes into one shared staging folder, `.tmp-<name>-ranks` beside the final folder:
-its name comes from the fingerprint, so all ranks agree on it without talking. A rank builds a unit in a private
+Under torchrun, srun or Ray (`ftdist.distributed.env.detect_env`), the units (`ftdist.data.units`) are dealt to
+the ranks by size (`owners`: the largest first, each to the rank with the fewest bytes so far), so a corpus of
+one big file and many small ones still splits evenly. Every rank writes into one shared staging folder,
+`.tmp-<name>-ranks` beside the final folder: its name comes from the fingerprint, so all ranks agree on it
+without talking. A rank builds a unit in a private
 folder of its own, moves the unit's shards in, then writes the unit's record `units/unit-<u>.json` (its shards'
 index entries and card numbers) atomically: a record means the unit is whole. Rank 0 waits for every record,
 re-reads every shard against its CRC32, adds the cards up (samples from the first units), writes the tokenizer,
@@ -72,15 +74,16 @@ def build_on_ranks(config: RunConfig, tokenizer, folder: Path, version: int, env
         if (folder / "card.json").exists():  # published while this rank started
             return json.loads((folder / "card.json").read_text()), builder.tokenizer
         meeting.records.mkdir(parents=True, exist_ok=True)
+        owner = owners(builder.plan, env.world_size)
         for unit in builder.plan:
-            if unit.number % env.world_size == env.rank:
+            if owner[unit.number] == env.rank:
                 _build_unit(builder, unit, shared, meeting.record(unit.number))
         if env.rank != 0:
             meeting.wait(lambda: False, "rank 0 to seal the prepared folder")
             return json.loads((folder / "card.json").read_text()), builder.tokenizer
         numbers = [unit.number for unit in builder.plan]
         missing = lambda: [n for n in numbers if not meeting.record(n).exists()]  # noqa: E731
-        meeting.wait(lambda: not missing(), lambda: f"unit(s) {_listed(missing(), env.world_size)}")
+        meeting.wait(lambda: not missing(), lambda: f"unit(s) {_listed(missing(), owner)}")
         if (folder / "card.json").exists():  # another job published the same content first
             return json.loads((folder / "card.json").read_text()), builder.tokenizer
         records = [json.loads(meeting.record(n).read_text()) for n in numbers]
@@ -141,8 +144,19 @@ def _drop_unlisted(shared: Path) -> None:
             path.unlink()
 
 
-def _listed(numbers: list[int], world_size: int) -> str:
-    ranks = sorted({n % world_size for n in numbers})
+def owners(units: list, world_size: int) -> dict[int, int]:
+    """Unit number -> the rank that builds it: the largest unit first, each to the rank holding the fewest bytes
+    so far (ties: the lower rank). Every rank computes the same answer from the same files' sizes."""
+    load = [0] * world_size
+    owner = {}
+    for unit in sorted(units, key=lambda u: (-u.bytes, u.number)):
+        rank = min(range(world_size), key=lambda r: (load[r], r))
+        owner[unit.number], load[rank] = rank, load[rank] + unit.bytes
+    return owner
+
+
+def _listed(numbers: list[int], owner: dict[int, int]) -> str:
+    ranks = sorted({owner[n] for n in numbers})
     shown = ", ".join(map(str, numbers[:8])) + (", ..." if len(numbers) > 8 else "")
     return f"{shown} (rank(s) {', '.join(map(str, ranks))})"
 

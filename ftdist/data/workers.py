@@ -78,10 +78,16 @@ _STATE: dict = {}
 
 def _init(args) -> None:
     _STATE["args"] = args
+
+
+def _init_worker(args) -> None:
+    _init(args)
     # A forked worker inherits the parent's Python signal handlers. Where the parent catches SIGTERM (a Ray
     # worker, a test process that ran Ray, a user's own handler), the pool's terminate() at the end of a
     # prepare would only set the parent's flag in the worker, which then waits for tasks forever, and so does
-    # the join: a hang seen in CI. The workers take the default action again, so terminate() ends them.
+    # the join: a hang seen in CI. The workers take the default action again, so terminate() ends them. Only
+    # in a pool worker: the process that prepares in-process keeps its handlers (and in a Ray Train worker it
+    # runs off the main thread, where Python refuses to set one).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
@@ -103,7 +109,7 @@ def tokenized_batches(
         # fork: the workers inherit the tokenizer and the config instead of unpickling them (spawn would also
         # re-import torch and transformers in each, seconds per worker).
         context = multiprocessing.get_context("fork")
-        with context.Pool(workers, initializer=_init, initargs=(args,)) as pool:
+        with context.Pool(workers, initializer=_init_worker, initargs=(args,)) as pool:
             pending: deque = deque()
             for batch in itertools.chain((first, second), batches_in):
                 pending.append(pool.apply_async(_work, (batch,)))

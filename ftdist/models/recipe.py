@@ -50,6 +50,10 @@ class ModelRecipe:
         and a quantized base is quantized while it loads (no skeleton of it can be built empty)."""
         return self.folder is not None and self.config.method.weights != "qlora"
 
+    def weight_files(self) -> list[Path]:
+        """The safetensors files `build` reads (none for a fresh model)."""
+        return sorted(self.folder.glob("*.safetensors")) if self.folder is not None else []
+
     def build(self) -> nn.Module:
         """The model with its weights read from `folder` (or seeded fresh), the method applied."""
         return self.method.apply(model_from(self.config, self.tokenizer, self.folder, self.dtype), self.config)

@@ -14,10 +14,12 @@ Model states follow what ftdist's strategies actually hold:
     up to 4 x the largest parameter at once. LoRA: only trainable parameters carry the 16 extra bytes.
     ZeRO-1/2 optimizer offload on the host: what stage_1_and_2.py allocates per rank, not its estimator (below).
 Host per node (`host`): the model load, as `Strategy.materialize` does it (ftdist/strategies/materialize.py):
-one copy on rank 0's node (rank 0 reads, the others build an empty skeleton and receive; ZeRO-3: zero.Init, where
-every rank builds only its partition), and one per rank for a QLoRA base under ZeRO-1/2, which quantizes as it
-loads on every rank; then the offloaded states, allocated after the loaded
-copy is released (FSDP2's offloaded shards exist while rank 0 still holds it: those two add up).
+rank 0 reads, the others build an empty skeleton and receive (ZeRO-3: zero.Init, where every rank builds only
+its partition; a QLoRA base under ZeRO-1/2 quantizes as it loads on every rank). What the reading rank holds is
+`_loaded_copy`: the whole model where the load converts the file's dtype, else about one layer (the file is
+memory-mapped, and its pages go back to the kernel as they are read: host_memory.file_pages_returned). Then
+the offloaded states, allocated after the loaded copy is released (FSDP2's offloaded shards exist while rank 0
+still holds it: those two add up).
 Activations: per decoder layer and token, SDPA attention, (6h + 2kv + 4i) values for a gated MLP
 ((6h + 2kv + 2i) otherwise) in the compute dtype, plus fp32 norm inputs under 16-bit compute; eager attention
 adds the score matrices. Checkpointing keeps each layer's input and recomputes one layer at a time.
@@ -125,7 +127,7 @@ def _model_states(w: Workload, cand: Candidate, hw: Hardware, c: int, out: Estim
             dev["ddp_buckets"] = dev["gradients"]
         # rank 0 reads; the other ranks' skeletons get storage on their device (DDP broadcasts into it). A 4-bit
         # base quantizes while it loads, straight onto the device.
-        host["model_load"] = 0 if w.method == "qlora" else base * total
+        host["model_load"] = _loaded_copy(w, base)
     elif cand.strategy == "fsdp":
         dev["weights"] = base * (total - trainable) // n if w.adapters else 4 * total // n
         if w.adapters:
@@ -137,10 +139,25 @@ def _model_states(w: Workload, cand: Candidate, hw: Hardware, c: int, out: Estim
             host["offloaded_states"] = per_rank * hw.gpus_per_node
             dev.update(weights=0, gradients=0, optimizer=0)
             out.load_overlaps = True  # rank 0 holds its full copy until the shards (on the host) are filled
-        host["model_load"] = base * total  # rank 0 only (broadcast_from_rank0)
+        host["model_load"] = _loaded_copy(w, base)  # rank 0 only (broadcast_from_rank0)
     else:
         _deepspeed_states(w, cand, hw, c, opt, out)
     return dict(dev)
+
+
+def _loaded_copy(w: Workload, load_bytes: int) -> int:
+    """Host bytes the reading rank holds while the model arrives. A load that converts the file's dtype (a 16-bit
+    checkpoint into fp32 masters) materialises the converted model whole; a same-dtype load is the mapped file,
+    whose read pages go back to the kernel every 0.1 s while a strategy copies them into storage of its own
+    (FSDP2 shards, partitions, a GPU): about a layer. A QLoRA base quantizes straight onto the GPU."""
+    if w.method == "qlora" or load_bytes == w.shape.file_bytes:
+        return w.shape.file_bytes * _layer_or_largest(w.shape)
+    return load_bytes * w.shape.total_params()
+
+
+def _layer_or_largest(shape) -> int:
+    """Parameters of the largest unit a load reads at once: a decoder layer, or the embedding if larger."""
+    return max(shape.layer_params(), shape.largest_param())
 
 
 def base_bytes(w: Workload, c: int) -> int:
@@ -192,12 +209,12 @@ def _deepspeed_states(w: Workload, cand: Candidate, hw: Hardware, c: int, opt: i
     if cand.offload_param:
         host["offloaded_params"] = int(c * total / nodes * DS_BUFFER_FACTOR)
         dev["weights"] = 0
-    if stage == 3:  # zero.Init: rank 0 reads the checkpoint (16-bit for the models this plans); partitions on GPU
-        host["model_load"] = c * total
-    elif w.method == "qlora":  # quantized while it loads, so every rank reads its own
-        host["model_load"] = base_bytes(w, c) * total * hw.gpus_per_node
+    if stage == 3:  # zero.Init: rank 0 copies the mapped file module by module into gathered partitions
+        host["model_load"] = w.shape.file_bytes * _layer_or_largest(w.shape)
+    elif w.method == "qlora":  # quantized while it loads (onto the GPU), so every rank reads its own
+        host["model_load"] = _loaded_copy(w, base_bytes(w, c)) * hw.gpus_per_node
     else:  # ZeRO-1/2 keep a whole model on every rank, which rank 0 reads and the engine broadcasts
-        host["model_load"] = base_bytes(w, c) * total
+        host["model_load"] = _loaded_copy(w, base_bytes(w, c))
 
 
 def _zero12_offload_per_rank(w: Workload, n: int, c: int, opt: int) -> int:

@@ -149,8 +149,18 @@ def shape_from_hf_config(fields: dict[str, Any], name: str, source: str) -> Mode
         tied=bool(fields.get("tie_word_embeddings", family != "llama")),
         positions=int(first("n_positions", default=1024)) if family == "gpt2" else 0,
         embedding_norm=model_type == "bloom",
+        file_bytes=_file_bytes(fields, family),
         source=source,
     )
+
+
+def _file_bytes(fields: dict[str, Any], family: str) -> int:
+    """Bytes per parameter the checkpoint stores: config.json's `dtype` (`torch_dtype` before transformers 5);
+    unsaid, 4 for GPT-2 (OpenAI's checkpoints are fp32) and 2 for the rest (16-bit hub releases)."""
+    dtype = str(fields.get("dtype") or fields.get("torch_dtype") or "")
+    if dtype:
+        return 4 if dtype.endswith("float32") else 2
+    return 4 if family == "gpt2" else 2
 
 
 def catalogue_shape(model_id: str) -> ModelShape | None:

@@ -40,6 +40,7 @@ class ModelShape:
     tied: bool
     positions: int = 0  # learned position embeddings (gpt2); 0 for rotary / ALiBi
     embedding_norm: bool = False  # Bloom's LayerNorm right after the embedding
+    file_bytes: int = 2  # bytes per parameter in the checkpoint files (config.json's dtype; hub models are 16-bit)
     source: str = ""  # where the figures came from: a config.json path or "catalogue"
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -42,6 +42,10 @@ class Strategy(ABC):
     """Whether the strategy needs torch.distributed even in a 1-process job (FSDP, DeepSpeed)."""
     any_world_size: ClassVar[bool] = True
     """Whether a checkpoint resumes on another number of ranks than wrote it."""
+    copies_loaded_weights: ClassVar[bool] = False
+    """Whether `prepare` copies the loaded weights into storage of its own (shards, partitions), so that the
+    pages of the weight files the load mapped are no longer the model's once it has run. Elsewhere they are
+    the model's storage on a CPU (a same-dtype load is the mapped file itself); any device but the CPU is a copy."""
 
     def __init__(
         self,

@@ -42,6 +42,12 @@ class DeepSpeedZero(Strategy):
     needs_process_group = True
     any_world_size = False  # ZeRO partitions are per rank; resharding needs DeepSpeed's universal checkpoints
 
+    @property
+    def copies_loaded_weights(self) -> bool:  # type: ignore[override]
+        """ZeRO-3 partitions every parameter; ZeRO-1/2 flatten only what trains, and frozen weights stay in the
+        module (on a CPU, the loaded ones themselves)."""
+        return self.config.strategy.zero_stage == 3
+
     @classmethod
     def preflight(cls, config, world) -> list[str]:
         """DeepSpeed installed, and a user JSON that agrees with the run config for this world size."""

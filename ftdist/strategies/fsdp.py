@@ -52,6 +52,7 @@ class FullyShardedDataParallel(Strategy):
     checkpoint_format = "dcp"
     layout = f"{DCP_FOLDER}/"
     needs_process_group = True  # a 1-process job gets a 1-rank group: FSDP2 then shards over one rank
+    copies_loaded_weights = True  # into shards / partitions of its own
     any_world_size = True  # DCP reshards on load
     _save_group: dist.ProcessGroup | None = None  # async saves' own gloo group, made at the first one
 

@@ -120,6 +120,42 @@ def _rows(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def test_prepare_runs_off_the_main_thread(tmp_path):
+    """A Ray Train worker runs the training function on a thread of its own, where Python refuses to set a signal
+    handler: preparing there once failed with "signal only works in main thread" (a pool worker's reset of its
+    SIGTERM handler also ran in the process itself). The same set is prepared on a thread, as one."""
+    import threading
+
+    data = {"recipe": "text", "path": str(_corpus(tmp_path / "corpus")), "seq_len": 64, "unit_mb": 0.004}
+    outcome: dict = {}
+
+    def prepare_here() -> None:
+        try:
+            outcome["card"] = prepare(config(tmp_path / "thread", **data)).card
+        except BaseException as error:  # noqa: BLE001 (handed to the test's thread)
+            outcome["error"] = error
+
+    thread = threading.Thread(target=prepare_here)
+    thread.start()
+    thread.join(timeout=120)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["card"]["units"] == 6
+
+
+def test_units_are_dealt_to_ranks_by_size():
+    from types import SimpleNamespace
+
+    from ftdist.data.build_ranks import owners
+
+    sizes = [300, 100, 100, 100, 50, 50, 50, 50]  # u % 2 would give rank 0 500 bytes and rank 1 300
+    units = [SimpleNamespace(number=n, bytes=b) for n, b in enumerate(sizes)]
+    owner = owners(units, 2)
+    held = [sum(b for n, b in enumerate(sizes) if owner[n] == rank) for rank in (0, 1)]
+    assert held == [400, 400] and owner[0] == 0
+    assert owners(list(reversed(units)), 2) == owner  # the files' sizes decide, not the order they are listed in
+    assert set(owners(units, 3).values()) == {0, 1, 2} and set(owners(units[:1], 4).values()) == {0}
+
+
 @pytest.mark.distributed
 def test_two_ranks_build_the_folder_one_process_builds(tmp_path):
     data = {"recipe": "text", "path": str(_corpus(tmp_path / "corpus")), "seq_len": 64, "unit_mb": 0.004}

@@ -54,14 +54,21 @@ def test_host_column_is_the_figure_the_fit_check_uses(capsys) -> None:
 
 @pytest.mark.parametrize(("strategy", "zero_stage"), [("single", 0), ("ddp", 0), ("fsdp", 0), ("deepspeed", 3)])
 def test_one_load_per_job_in_the_compute_dtype_under_lora(strategy: str, zero_stage: int) -> None:
-    """Rank 0 reads (zero.Init for ZeRO-3): one 16-bit copy of the LoRA base per job, whatever the rank count."""
+    """Rank 0 reads (zero.Init for ZeRO-3), whatever the rank count. A bf16 base from the 16-bit checkpoint is the
+    memory-mapped file, whose read pages go back as the strategy copies them: about one layer on the host. An
+    fp32 base (`precision: fp32`) converts while it loads: the whole converted copy, except under zero.Init,
+    which converts module by module into the partitions."""
     shape = catalogue_shape(LLAMA7)
-    workload = Workload(shape, "lora", "adamw", "bf16", seq_len=512, micro_batch=1)
-    world = 1 if strategy == "single" else 8
-    est = estimate(workload, Candidate(strategy, world, True, zero_stage=zero_stage), Hardware(PRESETS["a100-80"], 8))
-    assert est.host["model_load"] == 2 * shape.total_params()
+    hardware, world = Hardware(PRESETS["a100-80"], 8), 1 if strategy == "single" else 8
+    candidate = Candidate(strategy, world, True, zero_stage=zero_stage)
+    layer = max(shape.layer_params(), shape.largest_param())
+    bf16 = Workload(shape, "lora", "adamw", "bf16", seq_len=512, micro_batch=1)
+    est = estimate(bf16, candidate, hardware)
+    assert shape.file_bytes == 2 and est.host["model_load"] == 2 * layer
+    fp32 = estimate(Workload(shape, "lora", "adamw", "fp32", seq_len=512, micro_batch=1), candidate, hardware)
+    assert fp32.host["model_load"] == (2 * layer if strategy == "deepspeed" else 4 * shape.total_params())
     if strategy == "fsdp":  # the frozen part, sharded
-        assert est.device["weights"] == 2 * (shape.total_params() - workload.trainable_params()) // world
+        assert est.device["weights"] == 2 * (shape.total_params() - bf16.trainable_params()) // world
     elif strategy != "deepspeed":
         assert est.device["weights"] == 2 * shape.total_params()
 
