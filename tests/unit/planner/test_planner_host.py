@@ -73,6 +73,25 @@ def test_one_load_per_job_in_the_compute_dtype_under_lora(strategy: str, zero_st
         assert est.device["weights"] == 2 * shape.total_params()
 
 
+def test_the_checkpoint_dtype_in_config_json_decides_whether_the_load_converts() -> None:
+    """An fp32 checkpoint (config.json `dtype: float32`) loads without conversion under fp32 (a layer at a time on
+    the host) and is converted whole into a bf16 base under bf16; a 16-bit one the other way round."""
+    from ftdist.planner.catalogue import CATALOGUE, shape_from_hf_config
+
+    fp32_file = shape_from_hf_config({**CATALOGUE[LLAMA7], "dtype": "float32"}, LLAMA7, "test")
+    bf16_file = shape_from_hf_config({**CATALOGUE[LLAMA7], "torch_dtype": "bfloat16"}, LLAMA7, "test")
+    assert (fp32_file.file_bytes, bf16_file.file_bytes) == (4, 2)
+    layer, total = max(fp32_file.layer_params(), fp32_file.largest_param()), fp32_file.total_params()
+    candidate, hardware = Candidate("fsdp", 8, True), Hardware(PRESETS["a100-80"], 8)
+
+    def load(shape, precision: str) -> int:
+        workload = Workload(shape, "lora", "adamw", precision, seq_len=512, micro_batch=1)
+        return estimate(workload, candidate, hardware).host["model_load"]
+
+    assert load(fp32_file, "fp32") == 4 * layer and load(fp32_file, "bf16") == 2 * total
+    assert load(bf16_file, "bf16") == 2 * layer and load(bf16_file, "fp32") == 4 * total
+
+
 def test_lora_7b_fits_a_24gb_a10g_with_a_16bit_base(capsys) -> None:
     """25.1 GiB of fp32 base did not fit an A10G; in bf16 the base is 12.6 GiB and LoRA fits with checkpointing."""
     code, rows = _rows(capsys, f"{CONFIGS}/qlora_llama2_7b_sql.yaml", "method=lora", "--gpu", "a10g")
