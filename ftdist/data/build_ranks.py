@@ -4,11 +4,11 @@ Under torchrun, srun or Ray (`ftdist.distributed.env.detect_env`), the units (`f
 the ranks by size (`owners`: the largest first, each to the rank with the fewest bytes so far), so a corpus of
 one big file and many small ones still splits evenly. Every rank writes into one shared staging folder,
 `.tmp-<name>-ranks` beside the final folder: its name comes from the fingerprint, so all ranks agree on it
-without talking. A rank builds a unit in a private
-folder of its own, moves the unit's shards in, then writes the unit's record `units/unit-<u>.json` (its shards'
-index entries and card numbers) atomically: a record means the unit is whole. Rank 0 waits for every record,
-re-reads every shard against its CRC32, adds the cards up (samples from the first units), writes the tokenizer,
-the card and, last, the index, and renames the folder into place. The other ranks wait for that folder.
+without talking. A rank builds a unit in a private folder of its own, moves the unit's shards in, then writes
+the unit's record `units/unit-<u>.json` (its shards' index entries and card numbers) atomically: a record means
+the unit is whole. Rank 0 waits for every record, re-reads every shard against its CRC32, adds the cards up
+(samples from the first units), writes the tokenizer, the card and, last, the index, and renames the folder into
+place. The other ranks wait for that folder.
 
 A unit's content depends only on the fingerprint and the unit, so the folder is the same whatever the number of
 ranks, and a record a crashed earlier attempt left (for the same parts of the same files) is reused rather than
@@ -147,11 +147,12 @@ def _drop_unlisted(shared: Path) -> None:
 def owners(units: list, world_size: int) -> dict[int, int]:
     """Unit number -> the rank that builds it: the largest unit first, each to the rank holding the fewest bytes
     so far (ties: the lower rank). Every rank computes the same answer from the same files' sizes."""
+    size = {unit.number: unit.bytes for unit in units}  # each part's size is a stat: ask once
     load = [0] * world_size
     owner = {}
-    for unit in sorted(units, key=lambda u: (-u.bytes, u.number)):
+    for number in sorted(size, key=lambda n: (-size[n], n)):
         rank = min(range(world_size), key=lambda r: (load[r], r))
-        owner[unit.number], load[rank] = rank, load[rank] + unit.bytes
+        owner[number], load[rank] = rank, load[rank] + size[number]
     return owner
 
 

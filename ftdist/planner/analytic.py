@@ -151,13 +151,13 @@ def _loaded_copy(w: Workload, load_bytes: int) -> int:
     whose read pages go back to the kernel every 0.1 s while a strategy copies them into storage of its own
     (FSDP2 shards, partitions, a GPU): about a layer. A QLoRA base quantizes straight onto the GPU."""
     if w.method == "qlora" or load_bytes == w.shape.file_bytes:
-        return w.shape.file_bytes * _layer_or_largest(w.shape)
+        return _read_at_once(w)
     return load_bytes * w.shape.total_params()
 
 
-def _layer_or_largest(shape) -> int:
-    """Parameters of the largest unit a load reads at once: a decoder layer, or the embedding if larger."""
-    return max(shape.layer_params(), shape.largest_param())
+def _read_at_once(w: Workload) -> int:
+    """File bytes of the largest unit a load reads before its pages go back: a decoder layer, or the embedding."""
+    return w.shape.file_bytes * max(w.shape.layer_params(), w.shape.largest_param())
 
 
 def base_bytes(w: Workload, c: int) -> int:
@@ -210,7 +210,7 @@ def _deepspeed_states(w: Workload, cand: Candidate, hw: Hardware, c: int, opt: i
         host["offloaded_params"] = int(c * total / nodes * DS_BUFFER_FACTOR)
         dev["weights"] = 0
     if stage == 3:  # zero.Init: rank 0 copies the mapped file module by module into gathered partitions
-        host["model_load"] = w.shape.file_bytes * _layer_or_largest(w.shape)
+        host["model_load"] = _read_at_once(w)
     elif w.method == "qlora":  # quantized while it loads (onto the GPU), so every rank reads its own
         host["model_load"] = _loaded_copy(w, base_bytes(w, c)) * hw.gpus_per_node
     else:  # ZeRO-1/2 keep a whole model on every rank, which rank 0 reads and the engine broadcasts

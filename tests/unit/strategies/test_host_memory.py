@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from conftest import REPO
 from ftdist.distributed.host_memory import _glibc, file_pages_returned
+from ftdist.planner.runtime import _rss_bytes
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc only (Linux); elsewhere released_on_free does nothing")
 
@@ -71,26 +72,19 @@ def test_freed_blocks_leave_the_process_only_while_loading() -> None:
     assert figures["inside"] > half * 3 / 4, figures  # each block was its own mapping, unmapped when freed
 
 
-def _rss_file() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("RssFile:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no RssFile in /proc/self/status")
-
-
 def test_read_pages_of_a_weights_file_leave_the_process_and_no_value_changes(tmp_path) -> None:
     size = 32 << 20
     weights = tmp_path / "model.safetensors"
     save_file({"big": torch.randn(size // 4), "small": torch.arange(4096, dtype=torch.float32)}, str(weights))
     with safe_open(str(weights), "pt") as mapped:  # as transformers loads: the tensors are the mapped file
         big, small = mapped.get_tensor("big"), mapped.get_tensor("small")
-        before = _rss_file()
+        before = _rss_bytes("RssFile")
         total = float(big.sum())  # reads every page
-        assert _rss_file() - before > size * 3 / 4, "safetensors no longer maps the file: the premise changed"
+        assert _rss_bytes("RssFile") - before > size * 3 / 4, "safetensors no longer maps the file: the premise changed"
         small[7] = -1.0  # a page this process wrote (copy-on-write): it must survive
-        read = _rss_file()
+        read = _rss_bytes("RssFile")
         with file_pages_returned([weights], every_s=0.01):
             time.sleep(0.2)  # the ticker returns them while the block runs
-            assert read - _rss_file() > size * 3 / 4
+            assert read - _rss_bytes("RssFile") > size * 3 / 4
         assert float(big.sum()) == total  # read again from the file: the same values
         assert small[7] == -1.0 and small[8] == 8.0
