@@ -56,6 +56,10 @@ def _notes_as_one_line() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and _command_of(sys.argv[1:]) == "train":  # a process of its own: its allocator may change
+        from ftdist.allocator import reexec_with_jemalloc
+
+        reexec_with_jemalloc()
     args = build_parser().parse_args(argv)
     _notes_as_one_line()
     if not getattr(args, "verbose", False):
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ftdist {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _command_of(arguments: list[str]) -> str | None:
+    return next((argument for argument in arguments if not argument.startswith("-")), None)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ class Trainer:
             for key, value in parts.items():
                 metrics[key] = metrics.get(key, 0) + value / counted
         self.window.add_metrics(metrics)
+        self.checkpointer.before_update()  # an asynchronous save's host copy is complete before the weights change
         self.grad_norm = self.strategy.step(self.model, self.optimizer)
         self.scheduler.step()
         self.finite.observe(total, self.step + 1)  # on the device: no host sync per step

@@ -11,12 +11,14 @@ in the loop. A checkpoint holds:
 Folders are written aside and renamed by `CheckpointFolders` (ftdist/checkpoint/folders.py), the one publish
 path. torchtitan's `CheckpointManager` is the model: stateful parts, one manager, the loop only asks it.
 
-Asynchronous saves (`checkpoint.async_save`): at the step boundary every rank copies its states to host memory
-(`strategy.snapshot`) and serializes the small trainer state; rank 0 writes the small files; then a background
-thread writes the large files while training goes on, and rank 0 seals once every rank has marked its files
-written. At most one save is in flight: the next save, the end of the run and preemption wait for it (and
-all ranks agree whether it failed); an error path waits for it without agreeing. A crash mid-write leaves
-`latest` on the previous checkpoint.
+Asynchronous saves (`checkpoint.async_save`): at the step boundary every rank serializes the small trainer state,
+rank 0 writes the small files, and each rank starts copying its states to host memory (`strategy.snapshot`).
+The copy runs while the next step's forward and backward do, which leave weights and optimizer state as they
+are; the loop's next optimizer update waits for it (`before_update`). A background thread then writes the large
+files while training goes on, and rank 0 seals once every rank has marked its files written. At most one save
+is in flight: the next save, the end of the run and preemption wait for it (and all ranks agree whether it
+failed); an error path waits for it without agreeing. A crash mid-write leaves `latest` on the previous
+checkpoint.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Checkpointer:
         self.config, self.run, self.env, self.strategy, self.on_saved = config, run, env, strategy, on_saved
         self.stalls: list[float] = []  # seconds each save held the loop (the async writer's work excluded)
         self.waits: list[float] = []  # of which: waiting for the previous asynchronous save to be sealed
+        self.copy_waits: list[float] = []  # of which: the next update waiting for the host copy
         self.every = config.checkpoint.every
         self.max_steps = config.train.max_steps
         self.folders = CheckpointFolders(run.checkpoints, config.checkpoint.keep_last, env.is_main)
@@ -128,15 +131,27 @@ class Checkpointer:
         self.before_save()
         save = self.folders.begin(step)
         asynchronous = self.async_save is not False and self.strategy.can_snapshot
-        writer = self._snapshot(save) if asynchronous else None
-        if writer is None:
+        copy = self._snapshot(save) if asynchronous else None
+        if copy is None:
             save.together(lambda: self._write(save.staging, step))
             save.together(save.seal if self.env.is_main else None)
             self._saved(step, save.final)
         else:
-            self._pending = _Pending(save, writer, self.env.rank, self._world_size())
+            self._pending = _Pending(save, copy, self.env.rank, self._world_size())
         self.stalls.append(time.perf_counter() - started)
+        self.copy_waits.append(0.0)
         return save.final
+
+    def before_update(self) -> None:
+        """The loop calls this right before every optimizer update: an asynchronous save's host copy must be
+        complete before the weights and the optimizer state change. The time waited counts in that save's stall."""
+        pending = self._pending
+        if pending is not None and not pending.copied.is_set():
+            started = time.perf_counter()
+            pending.copied.wait()
+            waited = time.perf_counter() - started
+            self.stalls[-1] += waited
+            self.copy_waits[-1] += waited
 
     def stall_metrics(self) -> dict[str, float]:
         """How long saves held the loop, for the run's last event: mean and longest, in seconds."""
@@ -146,6 +161,7 @@ class Checkpointer:
             "checkpoint_stall_s": sum(self.stalls) / len(self.stalls),
             "checkpoint_stall_max_s": max(self.stalls),
             "checkpoint_wait_s": sum(self.waits) / len(self.waits),  # the part spent waiting for the last save
+            "checkpoint_copy_wait_s": sum(self.copy_waits) / len(self.copy_waits),  # the next update, for the copy
         }
 
     def wait(self) -> None:
@@ -187,9 +203,9 @@ class Checkpointer:
             self.strategy.unwrap(self.model).config.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
 
-    def _snapshot(self, save: Save) -> Callable[[], None]:
-        """The step's state in host memory, and the function that writes it. The small files are written now;
-        all ranks agree that this worked."""
+    def _snapshot(self, save: Save) -> Callable[[], Callable[[], None]]:
+        """Start the step's copy to host memory; return the strategy's `copied` extended with the trainer
+        state's file. The small files are written now; all ranks agree that this worked."""
         captured: dict[str, Any] = {}
 
         def capture() -> None:
@@ -200,14 +216,19 @@ class Checkpointer:
             self._write_description(save.staging)
 
         save.together(capture)
-        write_model, state_bytes = captured["model"], captured["trainer_state"]
+        copied_model, state_bytes = captured["model"], captured["trainer_state"]
         state_path = state_file(save.staging, self.env.rank)
 
-        def write() -> None:
-            write_model()
-            state_path.write_bytes(state_bytes)
+        def copied() -> Callable[[], None]:
+            write_model = copied_model()
 
-        return write
+            def write() -> None:
+                write_model()
+                state_path.write_bytes(state_bytes)
+
+            return write
+
+        return copied
 
     def _world_size(self) -> int:
         import torch.distributed as dist
@@ -225,18 +246,27 @@ class Checkpointer:
 
 
 class _Pending:
-    """A save whose files a background thread is writing."""
+    """A save whose states a background thread copies to host memory (`copied` is set once they are), then
+    writes."""
 
     TIMEOUT_S = 3600.0  # rank 0 waits this long for the other ranks' files before it gives the save up
 
-    def __init__(self, save: Save, write: Callable[[], None], rank: int, world: int) -> None:
+    def __init__(self, save: Save, copy: Callable[[], Callable[[], None]], rank: int, world: int) -> None:
         self.save, self.error = save, None
-        self.thread = threading.Thread(target=self._run, args=(write, rank, world), name="ftdist-save", daemon=True)
+        self.copied = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(copy, rank, world), name="ftdist-save", daemon=True)
         self.thread.start()
 
-    def _run(self, write: Callable[[], None], rank: int, world: int) -> None:
+    def _run(self, copy: Callable[[], Callable[[], None]], rank: int, world: int) -> None:
+        def copy_then_write() -> None:
+            try:
+                write = copy()
+            finally:
+                self.copied.set()  # a failed copy also frees the loop: the error is reported at the next wait
+            write()
+
         try:
-            self.save.finish_in_background(write, rank, world, self.TIMEOUT_S)
+            self.save.finish_in_background(copy_then_write, rank, world, self.TIMEOUT_S)
         except BaseException as error:  # reported on the main thread, at the next agreement
             self.error = error
 

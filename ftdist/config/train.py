@@ -62,8 +62,9 @@ class CheckpointConfig(Section):
     keep_last: PositiveInt = 2
     """Keep the newest K complete checkpoints and delete older ones."""
     async_save: bool | None = None
-    """Copy the states to host memory at the step boundary and write them in a background thread while training
-    goes on (at most one save in flight; the end of the run, preemption and errors wait for it). Unset: on for
+    """Copy the states to host memory while the next step's forward and backward run (its optimizer update waits
+    for the copy), and write them in a background thread while training goes on (at most one save in flight;
+    the end of the run, preemption and errors wait for it). Unset: on for
     strategies that can snapshot (single, ddp, fsdp: DCP's async_save); deepspeed always saves synchronously.
     A crash mid-write leaves `latest` on the previous checkpoint, exactly as a synchronous save does."""
     resume: str = "auto"

@@ -133,18 +133,26 @@ class FullyShardedDataParallel(Strategy):
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         dcp.save(self._sharded_state(model, optimizer), checkpoint_id=str(directory / DCP_FOLDER))
 
-    def snapshot(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> Callable[[], None]:
-        """DCP's async_save: each rank's shards staged to host memory now, written by DCP's thread, which
-        coordinates the ranks over a gloo group of its own (never the training's group, which is in use)."""
+    def snapshot(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path
+    ) -> Callable[[], Callable[[], None]]:
+        """DCP's async_save: each rank's shards copied to host memory by the stager's thread, then written by
+        DCP's thread, which coordinates the ranks over a gloo group of its own (never the training's group,
+        which is in use)."""
         if self._save_group is None:
             self._save_group = dist.new_group(backend="gloo")  # collective: every rank's first async save
-        future = dcp.async_save(
+        response = dcp.async_save(
             self._sharded_state(model, optimizer),
             checkpoint_id=str(directory / DCP_FOLDER),
             process_group=self._save_group,
-            async_stager=self.host_stager(),  # host copies reused from one save to the next
+            async_stager=self.host_stager(),  # async staging: an AsyncSaveResponse with two futures
         )
-        return future.result
+
+        def copied() -> Callable[[], None]:
+            response.staging_completion.result()
+            return response.upload_completion.result
+
+        return copied
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         state = self._sharded_state(model, optimizer)

@@ -53,24 +53,32 @@ class SingleDevice(Strategy):
             save_model(module, str(directory / MODEL_FILE))  # handles tied weights
         torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
 
-    def snapshot(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> Callable[[], None]:
-        """Host copies of what `save` writes (rank 0's; the state is the same on every rank), written later."""
+    def snapshot(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path
+    ) -> Callable[[], Callable[[], None]]:
+        """Host copies of what `save` writes (rank 0's; the state is the same on every rank), made by the
+        stager's thread while training goes on, written later."""
         if not self.env.is_main:
-            return lambda: None
+            return lambda: lambda: None
         module = self.unwrap(model)
-        state = module.state_dict()
+        state = module.state_dict()  # references to the live tensors: the stager copies them
         if self.state_filter.trainable_only:
             state, metadata = self.state_filter.select(state, module), None
         else:
             state, metadata = _without_shared_names(state)  # as safetensors' save_model writes tied weights
-        staged = self.host_stager().stage({"model": state, "optimizer": optimizer.state_dict()})
+        staging = self.host_stager().stage({"model": state, "optimizer": optimizer.state_dict()})
 
-        def write() -> None:
-            tensors = {name: tensor.contiguous() for name, tensor in staged["model"].items()}
-            save_file(tensors, str(directory / MODEL_FILE), metadata=metadata)
-            torch.save(staged["optimizer"], directory / OPTIMIZER_FILE)
+        def copied() -> Callable[[], None]:
+            staged = staging.result()
 
-        return write
+            def write() -> None:
+                tensors = {name: tensor.contiguous() for name, tensor in staged["model"].items()}
+                save_file(tensors, str(directory / MODEL_FILE), metadata=metadata)
+                torch.save(staged["optimizer"], directory / OPTIMIZER_FILE)
+
+            return write
+
+        return copied
 
     def load(self, model: nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
         module = self.unwrap(model)

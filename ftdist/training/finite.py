@@ -45,9 +45,14 @@ class FiniteWatch:
 
 def weights_finite(model: nn.Module) -> torch.Tensor:
     """A 0-d float tensor: 0 if every floating-point weight this rank holds is finite, else 1. Reads each
-    rank's local shard (FSDP's DTensor, DeepSpeed ZeRO-3's partition), so no weight is gathered."""
+    rank's local shard (FSDP's DTensor, DeepSpeed ZeRO-3's partition), so no weight is gathered.
+
+    Each weight is summed first: a NaN or an infinity makes its sum non-finite, and a sum reads the weight once
+    without the full-size mask `isfinite` builds (0.1 s against 0.45 s for SmolLM2's 540 MB on 2 cores, time
+    the loop stands still before a save). Only a weight whose sum is not finite, which an overflowing sum of
+    finite values can also give, is checked element by element."""
     device = None
-    bad = []
+    local_weights = []
     for param in model.parameters():
         local = getattr(param, "ds_tensor", None)
         if local is None:
@@ -55,10 +60,13 @@ def weights_finite(model: nn.Module) -> torch.Tensor:
         if not local.is_floating_point() or local.numel() == 0:
             continue
         device = local.device
-        bad.append(~torch.isfinite(local.detach()).all())
-    if not bad:
+        local_weights.append(local.detach())
+    if not local_weights:
         return torch.zeros(())
-    return torch.stack(bad).any().float().to(device)
+    sums = torch.stack([weight.sum() for weight in local_weights])
+    suspects = (~torch.isfinite(sums)).nonzero().flatten().tolist()
+    bad = any(not bool(torch.isfinite(local_weights[index]).all()) for index in suspects)
+    return torch.tensor(float(bad), device=device)
 
 
 def nonfinite_error(step: int, what: str, last_good: str) -> FtdistError:

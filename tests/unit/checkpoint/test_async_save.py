@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,39 @@ def _hold_writes(trainer: Trainer, before_write=lambda: None) -> threading.Event
     gate, snapshot = threading.Event(), trainer.strategy.snapshot
 
     def held(model, optimizer, directory):
-        write = snapshot(model, optimizer, directory)
+        copied = snapshot(model, optimizer, directory)
 
-        def gated() -> None:
-            assert gate.wait(60)
-            before_write()
-            write()
+        def copied_then_held():
+            write = copied()
 
-        return gated
+            def gated() -> None:
+                assert gate.wait(60)
+                before_write()
+                write()
+
+            return gated
+
+        return copied_then_held
 
     trainer.strategy.snapshot = held
     return gate
+
+
+class _HeldStager:
+    """The strategy's real DCP stager, whose copy starts only once `gate` is set."""
+
+    def __init__(self, stager, gate: threading.Event) -> None:
+        self.stager, self.gate = stager, gate
+
+    def stage(self, state):
+        result: Future = Future()
+
+        def later() -> None:
+            self.gate.wait(60)
+            result.set_result(self.stager.stage(state).result())
+
+        threading.Thread(target=later, daemon=True).start()
+        return result
 
 
 def test_nothing_names_an_async_save_until_it_is_sealed(tmp_path: Path) -> None:
@@ -61,6 +84,35 @@ def test_nothing_names_an_async_save_until_it_is_sealed(tmp_path: Path) -> None:
         assert (checkpoints / "latest").read_text().strip() == "step-4" and verify(second) is None
         assert not list(second.glob(".ftdist-*"))  # the ranks' marks are gone before the manifest
     finally:
+        trainer.close()
+
+
+def test_the_next_update_waits_for_the_host_copy(tmp_path: Path) -> None:
+    """The copy to host memory runs while the next step's forward and backward do; the update after them
+    waits for it, so the checkpoint holds the saved step's weights, not the next step's."""
+    trainer = _started(tmp_path / "run", async_save=True)
+    gate = threading.Event()
+    try:
+        trainer.train_step()
+        saved = {name: tensor.clone() for name, tensor in trainer.model.state_dict().items()}
+        stager = trainer.strategy.host_stager()
+        trainer.strategy.host_stager = lambda: _HeldStager(stager, gate)
+        folder = trainer.checkpointer.save(1)
+        next_step = threading.Thread(target=trainer.train_step)
+        next_step.start()
+        next_step.join(timeout=2.0)
+        assert next_step.is_alive()  # forward and backward are done; the update waits for the copy
+        assert all(torch.equal(saved[name], tensor) for name, tensor in trainer.model.state_dict().items())
+        gate.set()
+        next_step.join(timeout=60)
+        assert not next_step.is_alive()
+        trainer.checkpointer.wait()
+        written = load_file(str(folder / "model.safetensors"))
+        assert all(torch.equal(saved[name], tensor) for name, tensor in written.items())
+        assert not all(torch.equal(saved[name], tensor) for name, tensor in trainer.model.state_dict().items())
+        assert trainer.checkpointer.stall_metrics()["checkpoint_copy_wait_s"] > 0
+    finally:
+        gate.set()
         trainer.close()
 
 

@@ -76,3 +76,15 @@ def test_watch_keeps_the_first_bad_step():
         watch.observe(torch.tensor(loss), step)
     assert watch.first_bad_step(lambda t: t) == 3
     assert FiniteWatch(torch.device("cpu")).first_bad_step(lambda t: t) is None
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
+def test_weight_check_finds_any_non_finite_weight_and_not_an_overflowing_sum(bad):
+    from ftdist.training.finite import weights_finite
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).half()
+    with torch.no_grad():
+        model[1].weight.fill_(60000.0)  # finite, but its fp16 sum overflows to inf
+        if bad is not None:
+            model[0].bias[2] = bad
+    assert float(weights_finite(model)) == (0.0 if bad is None else 1.0)
