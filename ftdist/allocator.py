@@ -28,7 +28,7 @@ from pathlib import Path
 
 CHOICE = "FTDIST_ALLOCATOR"  # system (the default: glibc's) | jemalloc
 DONE = "FTDIST_ALLOCATOR_EXECUTED"  # set in the re-executed process: never exec twice
-OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")  # a preload naming one of these is the user's choice
 # jemalloc's own defaults, except that an idle background thread returns freed pages (not the next allocation)
 DEFAULT_CONF = "background_thread:true"
 
@@ -42,7 +42,7 @@ def jemalloc_library() -> Path | None:
     return library if library.is_file() else None
 
 
-def preload_for(environ: dict[str, str], platform: str = sys.platform) -> dict[str, str] | None:
+def preload_for(environ: dict[str, str]) -> dict[str, str] | None:
     """The environment to re-execute with, or None to go on as this process is."""
     choice = environ.get(CHOICE, "system")
     if choice not in ("system", "jemalloc"):
@@ -51,9 +51,9 @@ def preload_for(environ: dict[str, str], platform: str = sys.platform) -> dict[s
             file=sys.stderr,
         )
         return None
-    if choice == "system" or environ.get(DONE) or platform != "linux":
+    if choice == "system" or environ.get(DONE) or sys.platform != "linux":
         return None
-    if any(name in environ.get("LD_PRELOAD", "") for name in OTHER_ALLOCATORS):
+    if any(name in environ.get("LD_PRELOAD", "") for name in ALLOCATORS):
         return None
     library = jemalloc_library()
     if library is None:
