@@ -1,5 +1,3 @@
-import sys
+from ftdist.cli import entry
 
-from ftdist.cli import main
-
-sys.exit(main())
+entry()

@@ -76,9 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `ftdist` console command and `python -m ftdist`: `main()`, then the process ends without Python's
+    interpreter teardown (seconds of garbage collection after the work is done: `ftdist.quick_exit`). An
+    exception, `--help` and argparse's errors leave through Python's usual exit."""
+    from ftdist.quick_exit import exit_without_teardown
+
+    exit_without_teardown(main())
+
+
 def _command_of(arguments: list[str]) -> str | None:
     return next((argument for argument in arguments if not argument.startswith("-")), None)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

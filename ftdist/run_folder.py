@@ -182,9 +182,10 @@ def resolve_base(base: str | None, adapter: Path) -> Path | str:
 
 def _adapter_model(folder: Path, config: RunConfig | None) -> nn.Module:
     """The adapter on its base (see `load_base`)."""
-    from peft import PeftConfig, PeftModel
+    from ftdist.methods.lora import import_peft, without_peft_deprecation_notice
 
-    from ftdist.methods.lora import without_peft_deprecation_notice
+    import_peft()
+    from peft import PeftConfig, PeftModel
 
     base = load_base(resolve_base(PeftConfig.from_pretrained(folder).base_model_name_or_path, folder), config)
     with without_peft_deprecation_notice():

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import transformers.modeling_utils as modeling_utils
 
-from ftdist.models.recipe import is_meta
+from ftdist.strategies.materialize import is_meta
 from ftdist.trainer import Trainer
 
 READ: set[str] = set()

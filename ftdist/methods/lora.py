@@ -15,10 +15,6 @@ from torch import nn
 
 from ftdist.errors import FtdistError
 from ftdist.methods.base import Method, StateFilter
-from ftdist.models.quantized import without_4bit_kernel_notice
-
-with without_4bit_kernel_notice():  # peft imports bitsandbytes, whose 4-bit CPU kernel notice concerns qlora only
-    import peft  # noqa: F401  (imported here, once, so the notice is silenced; the functions import from it)
 
 # Per-architecture defaults where ftdist differs from peft's table: GPT-2 adapts every projection, as in the
 # LoRA fine-tuning of gpt2-large on Bible text (peft's default is c_attn only).
@@ -67,8 +63,19 @@ def without_peft_deprecation_notice():
         yield
 
 
+def import_peft() -> None:
+    """Import peft where it is used, not with this module (a launcher's preflight loads the method class, and
+    peft takes seconds to import), with bitsandbytes' 4-bit CPU kernel notice silenced: peft imports
+    bitsandbytes even for plain LoRA, and the notice concerns qlora only."""
+    from ftdist.models.quantized import without_4bit_kernel_notice
+
+    with without_4bit_kernel_notice():
+        import peft  # noqa: F401
+
+
 def add_adapters(model: nn.Module, config) -> nn.Module:
     """Freeze the base, add adapters on the target layers; returns a peft `PeftModel`."""
+    import_peft()
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     settings = config.method.lora
@@ -105,6 +112,7 @@ def _trainable_in_fp32(model: nn.Module) -> None:
 
 def resolve_targets(model: nn.Module, requested: list[str] | str | None) -> list[str] | str:
     """The configured targets, checked against the model, or the architecture's default."""
+    import_peft()
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
     model_type = getattr(model.config, "model_type", "")

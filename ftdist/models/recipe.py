@@ -68,8 +68,3 @@ class ModelRecipe:
         with torch.device("meta"):
             model = model_class(self.config).from_config(hf_config, dtype=self.dtype, trust_remote_code=trust)
             return self.method.apply(model, self.config)
-
-
-def is_meta(model: nn.Module) -> bool:
-    """Whether `model` is a skeleton (any parameter without storage)."""
-    return any(p.is_meta for p in model.parameters())

@@ -7,16 +7,19 @@ rank), so a DDP checkpoint resumes under `single` and the other way round, on an
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ftdist.models.recipe import ModelRecipe
 from ftdist.strategies.base import OptimizerFactory
 from ftdist.strategies.materialize import build_on_rank0, rank0_reads
 from ftdist.strategies.single import SingleDevice
+
+if TYPE_CHECKING:  # see materialize.py
+    from ftdist.models.recipe import ModelRecipe
 
 
 class DataParallel(SingleDevice):

@@ -20,16 +20,19 @@ import importlib.util
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ftdist.errors import FtdistError
-from ftdist.models.recipe import ModelRecipe
 from ftdist.strategies import deepspeed_config
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import enable_hf_activation_checkpointing
 from ftdist.strategies.materialize import broadcast_buffers, build_on_rank0, place, rank0_reads
+
+if TYPE_CHECKING:  # see materialize.py
+    from ftdist.models.recipe import ModelRecipe
 
 CHECKPOINT_TAG = "deepspeed"  # the sub-folder engine.save_checkpoint writes into
 

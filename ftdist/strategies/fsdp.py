@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -38,10 +39,12 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
-from ftdist.models.recipe import ModelRecipe, is_meta
 from ftdist.strategies.base import OptimizerFactory, Strategy
 from ftdist.strategies.layers import decoder_layers
-from ftdist.strategies.materialize import build_on_rank0, place, rank0_reads, receive_from_rank0
+from ftdist.strategies.materialize import build_on_rank0, is_meta, place, rank0_reads, receive_from_rank0
+
+if TYPE_CHECKING:  # see materialize.py
+    from ftdist.models.recipe import ModelRecipe
 
 DCP_FOLDER = "dcp"
 

@@ -14,13 +14,22 @@ the Parameter objects; non-persistent buffers (rotary `inv_freq`) are in no stat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
 from ftdist.distributed.env import DistEnv
-from ftdist.models.recipe import ModelRecipe, is_meta
+
+if TYPE_CHECKING:  # ftdist.models imports transformers' modeling code: launchers load strategies without it
+    from ftdist.models.recipe import ModelRecipe
+
+
+def is_meta(model: nn.Module) -> bool:
+    """Whether `model` is a skeleton (any parameter without storage)."""
+    return any(p.is_meta for p in model.parameters())
 
 
 def rank0_reads(recipe: ModelRecipe, env: DistEnv) -> bool:

@@ -4,6 +4,8 @@ the generated DeepSpeed config follows the run config; the stream sampler does n
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,9 +142,17 @@ def test_stream_batches_do_not_depend_on_world_size():
 
 
 def test_launch_local_validates_first_and_wraps_torchrun(tmp_path):
-    dry = run_cli("launch", "local", "--nproc", "2", "--dry-run", str(TINY), "strategy=ddp")
+    # The launcher's preflight loads the strategy and method classes, but not the model stack (transformers'
+    # modeling code, peft, DeepSpeed): seconds before torchrun starts, on every launch.
+    heavy = ("transformers.modeling_utils", "peft", "deepspeed")
+    code = (
+        f"import sys; from ftdist.cli import main; main(['launch', 'local', '--nproc', '2', '--dry-run', {str(TINY)!r},"
+        f" 'strategy=deepspeed', 'method=lora']); print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    dry = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "torch.distributed.run --nproc_per_node=2" in dry.stdout and "ftdist train" in dry.stdout
+    assert dry.stdout.splitlines()[-1] == "[]", dry.stdout
     single = run_cli("launch", "local", "--nproc", "2", str(TINY))
     assert single.returncode == 2 and "strategy=ddp" in single.stderr
     bad = run_cli("launch", "local", "--nproc", "2", str(TINY), *DEEPSPEED, "strategy.offload_param=cpu")
