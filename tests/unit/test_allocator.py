@@ -41,7 +41,28 @@ def test_the_system_allocator_stays_unless_jemalloc_is_asked_for(choice: str | N
     output, stderr = _probe(**({CHOICE: choice} if choice else {}))
     assert len(output) == 3 and output[2] == "0"  # no exec: one pid line before, one after
     if choice == "jemallocc":
-        assert f"{CHOICE}=jemallocc is not one of system, jemalloc" in stderr
+        assert f"{CHOICE}=jemallocc is not one of system, jemalloc, glibc-lean" in stderr
+
+
+LEAN_PROBE = (
+    "import os; print(os.getpid(), flush=True); from ftdist.allocator import reexec_with_jemalloc; "
+    "reexec_with_jemalloc(); print(os.getpid(), os.environ.get('MALLOC_ARENA_MAX'), "
+    "os.environ.get('MALLOC_MMAP_THRESHOLD_'), sum('libjemalloc' in line for line in open('/proc/self/maps')))"
+)
+
+
+@pytest.mark.parametrize("user_arenas", [None, "4"])
+def test_glibc_lean_re_executes_with_the_tunables_and_keeps_the_users_own(user_arenas: str | None) -> None:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("MALLOC_", "FTDIST_ALLOC"))}
+    environ[CHOICE] = "glibc-lean"
+    if user_arenas:
+        environ["MALLOC_ARENA_MAX"] = user_arenas
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN_PROBE], env=environ, capture_output=True, text=True, timeout=60, check=True
+    )
+    before, after_exec, pid, arenas, threshold, jemalloc = done.stdout.split()  # the first line is printed twice
+    assert before == after_exec == pid  # one exec, in the same process
+    assert (arenas, threshold, jemalloc) == (user_arenas or "2", str(2**20), "0")
 
 
 def test_only_train_is_re_executed() -> None:
