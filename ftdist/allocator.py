@@ -73,7 +73,7 @@ def preload_for(environ: dict[str, str]) -> dict[str, str] | None:
     return {**environ, "LD_PRELOAD": preload, DONE: "1", "MALLOC_CONF": environ.get("MALLOC_CONF", DEFAULT_CONF)}
 
 
-def reexec_with_jemalloc() -> None:
+def reexec_with_allocator() -> None:
     """Replace this process by the same command under the chosen allocator (jemalloc, or glibc with the lean
     tunables), where `preload_for` says so. Call it first
     thing, before anything is imported or started: whatever ran before the exec runs again."""

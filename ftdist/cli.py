@@ -57,9 +57,9 @@ def _notes_as_one_line() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and _command_of(sys.argv[1:]) == "train":  # a process of its own: its allocator may change
-        from ftdist.allocator import reexec_with_jemalloc
+        from ftdist.allocator import reexec_with_allocator
 
-        reexec_with_jemalloc()
+        reexec_with_allocator()
     args = build_parser().parse_args(argv)
     _notes_as_one_line()
     if not getattr(args, "verbose", False):

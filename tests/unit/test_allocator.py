@@ -17,8 +17,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 PROBE = (
-    "import os; print(os.getpid(), flush=True); from ftdist.allocator import reexec_with_jemalloc; "
-    "reexec_with_jemalloc(); print(os.getpid(), sum('libjemalloc' in line for line in open('/proc/self/maps')))"
+    "import os; print(os.getpid(), flush=True); from ftdist.allocator import reexec_with_allocator; "
+    "reexec_with_allocator(); print(os.getpid(), sum('libjemalloc' in line for line in open('/proc/self/maps')))"
 )
 
 
@@ -45,8 +45,8 @@ def test_the_system_allocator_stays_unless_jemalloc_is_asked_for(choice: str | N
 
 
 LEAN_PROBE = (
-    "import os; print(os.getpid(), flush=True); from ftdist.allocator import reexec_with_jemalloc; "
-    "reexec_with_jemalloc(); print(os.getpid(), os.environ.get('MALLOC_ARENA_MAX'), "
+    "import os; print(os.getpid(), flush=True); from ftdist.allocator import reexec_with_allocator; "
+    "reexec_with_allocator(); print(os.getpid(), os.environ.get('MALLOC_ARENA_MAX'), "
     "os.environ.get('MALLOC_MMAP_THRESHOLD_'), sum('libjemalloc' in line for line in open('/proc/self/maps')))"
 )
 
