@@ -6,7 +6,8 @@
 - `memory`: the peak RSS of SmolLM2-135M full fine-tuning at seq_len 2048 with the plain loss and the chunked loss
   (`train.chunked_loss`), beside the planner's prediction for each (`predicted_peak_bytes`).
 - `start`: seconds from process start to the first step of `ftdist train cluster_configs/tiny_sql_gpt.yaml
-  train.max_steps=1`, and the whole of `ftdist generate runs/... --prompt ...`, with `import torch` alone beside them;
+  train.max_steps=1`, and the whole of `ftdist generate runs/... --prompt ...`, with `import torch` alone and `import
+  torch` with transformers' GPT-2 model class (the tiny GPT's class: the floor under both commands) beside them;
   then `ftdist launch local --nproc 2` of the tiny Llama (DDP): to its first step, and the whole 2-step command.
   `--repo PATH` runs another checkout's the same way, interleaved run by run (before / after on one machine).
 
@@ -30,6 +31,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+GPT2_CLASS_MODULE = "transformers.models.gpt2.modeling_gpt2"
+FLOOR = "import torch and transformers' GPT-2 model class"
+TO_STEP_1 = "ftdist train tiny_sql_gpt: process start to step 1"
+OWN_SHARE = "to step 1 minus that import (ftdist's own start-up: config, data, model, step)"
 sys.path.insert(0, str(REPO / "benchmarks"))
 from vs_hf_trainer import GGUF, smollm2_package  # noqa: E402
 
@@ -143,25 +148,31 @@ def start(args: argparse.Namespace, work: Path) -> None:
             rows += [(str(repo), name, seconds) for name, seconds in _start_once(repo, work)]
     print("\n| what | " + " | ".join(f"seconds: {repo}" for repo in checkouts) + " |")
     print("|---|" + "---|" * len(checkouts))
+    medians: dict[str, list[float]] = {}
     for name in dict.fromkeys(name for _, name, _ in rows):
-        medians = []
         for repo in checkouts:
             values = sorted(value for where, label, value in rows if where == str(repo) and label == name)
-            medians.append(f"{values[len(values) // 2]:.2f}")
-        print(f"| {name} | " + " | ".join(medians) + " |", flush=True)
+            medians.setdefault(name, []).append(values[len(values) // 2])
+    medians[OWN_SHARE] = [a - b for a, b in zip(medians[TO_STEP_1], medians[FLOOR], strict=True)]
+    for name, values in medians.items():
+        print(f"| {name} | " + " | ".join(f"{value:.2f}" for value in values) + " |", flush=True)
 
 
 def _start_once(repo: Path, work: Path) -> list[tuple[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(repo)}
     rows = []
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch"], check=True, env=env)
+    # The imports alone, ended by os._exit as ftdist's command ends: Python's teardown is not counted.
+    subprocess.run([sys.executable, "-c", "import os, torch; os._exit(0)"], check=True, env=env)
     rows.append(("import torch", time.perf_counter() - began))
+    began = time.perf_counter()  # the floor under the tiny GPT, which is transformers' GPT-2 class
+    subprocess.run([sys.executable, "-c", f"import os, torch, {GPT2_CLASS_MODULE}; os._exit(0)"], check=True, env=env)
+    rows.append((FLOOR, time.perf_counter() - began))
     out = work / f"start-{time.monotonic_ns()}"
     quiet = [f"output_dir={out}", "tracking.plots=false", "tracking.progress=false"]
     command = ["train", "cluster_configs/tiny_sql_gpt.yaml", "train.max_steps=1", *quiet]
     first, whole = _to_first_step(command, repo, env)
-    rows += [("ftdist train tiny_sql_gpt: process start to step 1", first)]
+    rows += [(TO_STEP_1, first)]
     rows += [("ftdist train tiny_sql_gpt train.max_steps=1: whole command", whole)]
     began = time.perf_counter()
     subprocess.run(
