@@ -160,26 +160,18 @@ def start(args: argparse.Namespace, work: Path) -> None:
 
 def _start_once(repo: Path, work: Path) -> list[tuple[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    rows = []
-    began = time.perf_counter()
     # The imports alone, ended by os._exit as ftdist's command ends: Python's teardown is not counted.
-    subprocess.run([sys.executable, "-c", "import os, torch; os._exit(0)"], check=True, env=env)
-    rows.append(("import torch", time.perf_counter() - began))
-    began = time.perf_counter()  # the floor under the tiny GPT, which is transformers' GPT-2 class
-    subprocess.run([sys.executable, "-c", f"import os, torch, {GPT2_CLASS_MODULE}; os._exit(0)"], check=True, env=env)
-    rows.append((FLOOR, time.perf_counter() - began))
+    rows = [("import torch", _seconds(["-c", "import os, torch; os._exit(0)"], repo, env))]
+    # the floor under the tiny GPT, which is transformers' GPT-2 class
+    rows += [(FLOOR, _seconds(["-c", f"import os, torch, {GPT2_CLASS_MODULE}; os._exit(0)"], repo, env))]
     out = work / f"start-{time.monotonic_ns()}"
     quiet = [f"output_dir={out}", "tracking.plots=false", "tracking.progress=false"]
     command = ["train", "cluster_configs/tiny_sql_gpt.yaml", "train.max_steps=1", *quiet]
     first, whole = _to_first_step(command, repo, env)
     rows += [(TO_STEP_1, first)]
     rows += [("ftdist train tiny_sql_gpt train.max_steps=1: whole command", whole)]
-    began = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "ftdist", "generate", str(out), "--prompt", "SELECT", "--max-new-tokens", "32"],
-        cwd=repo, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    rows.append(("ftdist generate (32 tokens): whole command", time.perf_counter() - began))
+    generate = ["-m", "ftdist", "generate", str(out), "--prompt", "SELECT", "--max-new-tokens", "32"]
+    rows += [("ftdist generate (32 tokens): whole command", _seconds(generate, repo, env))]
     out = work / f"start-{time.monotonic_ns()}"
     quiet = [f"output_dir={out}", "tracking.plots=false", "tracking.progress=false", "checkpoint.every=0"]
     quiet += ["train.max_steps=2", "train.eval_every=0", "train.log_every=1"]
@@ -190,6 +182,13 @@ def _start_once(repo: Path, work: Path) -> list[tuple[str, float]]:
     return rows
 
 
+def _seconds(arguments: list[str], repo: Path, env: dict) -> float:
+    """Wall seconds of `python ARGUMENTS` in `repo`, which must succeed."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, *arguments], cwd=repo, env=env, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
 def _to_first_step(arguments: list[str], repo: Path, env: dict) -> tuple[float, float]:
     """(seconds to the `step 1` line, seconds to the end) of `python -m ftdist ARGUMENTS`."""
     began = time.perf_counter()
@@ -197,13 +196,13 @@ def _to_first_step(arguments: list[str], repo: Path, env: dict) -> tuple[float, 
         [sys.executable, "-m", "ftdist", *arguments],
         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    first_step = float("nan")
+    first_step = None
     for line in process.stdout:
-        if first_step != first_step and re.search(r"step 1\b|step 1/", line):
+        if first_step is None and re.search(r"step 1\b|step 1/", line):
             first_step = time.perf_counter() - began
     if process.wait() != 0:
         raise SystemExit(f"ftdist {' '.join(arguments)} failed in {repo}")
-    return first_step, time.perf_counter() - began
+    return float("nan") if first_step is None else first_step, time.perf_counter() - began
 
 
 def main() -> None:
