@@ -10,9 +10,12 @@ and what to do, and gives up after `capacity_timeout_s` when the profile sets on
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import threading
 import time
+from collections.abc import Iterator
 
 from ftdist.errors import FtdistError
 from launch.profiles import RayProfile
@@ -65,7 +68,7 @@ def fit_watched(fit, profile: RayProfile, address: str):
     (the controller actor belongs to this driver). Ray's SIGINT handler only exists on the main thread, so
     without a timeout fit stays there (Ctrl-C aborts the run gracefully, as Ray does)."""
     watch = CapacityWatch(profile, address)
-    with watch:
+    with watch, sigint_handler_restored():
         if not profile.capacity_timeout_s:
             return fit()
         outcome: dict = {}
@@ -85,6 +88,23 @@ def fit_watched(fit, profile: RayProfile, address: str):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+@contextlib.contextmanager
+def sigint_handler_restored() -> Iterator[None]:
+    """Put back the SIGINT handler that was there before `fit()`. Ray Train 2.60's fit installs one on the main
+    thread that aborts its controller, and never removes it: after the job, a Ctrl-C in the same process (a
+    notebook, a test session, a script that goes on) would call the dead controller, and Ray's auto-init would
+    connect to, or start, a cluster."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if before is not None:  # None: a handler set outside Python, which cannot be put back from here
+            signal.signal(signal.SIGINT, before)
 
 
 class CapacityWatch:

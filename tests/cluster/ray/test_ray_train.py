@@ -115,7 +115,9 @@ def test_ddp_two_workers_completes_with_falling_loss(ddp_run):
 
 
 def test_fsdp2_two_workers_completes_with_falling_loss(ray_head, tmp_path):
+    before = signal.getsignal(signal.SIGINT)
     result = _launch(ray_head, tmp_path / "run", "strategy=fsdp")
+    assert signal.getsignal(signal.SIGINT) is before  # not Ray Train's, which would abort a finished job
     losses = _losses(result.run_dir)
     assert losses[STEPS] < losses[1] - 0.3
     assert (result.checkpoint / "dcp").is_dir()  # both ranks' shards landed in the one registered folder

@@ -78,3 +78,31 @@ def test_outside_a_ray_worker_rank_comes_from_the_other_launchers(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     env = detect_env()
     assert (env.launcher, env.rank, env.world_size) == ("torchrun", 1, 2)
+
+
+def test_sigint_handler_is_put_back_after_the_job():
+    """Ray Train's fit installs a SIGINT handler that aborts its controller and never removes it: ftdist puts the
+    one from before back (a later Ctrl-C would otherwise call a dead controller and auto-start Ray)."""
+    import signal
+
+    from launch.ray_capacity import sigint_handler_restored
+
+    def ours(*_):
+        pass
+
+    before = signal.getsignal(signal.SIGINT)
+    with sigint_handler_restored():
+        signal.signal(signal.SIGINT, ours)  # what Ray Train's fit does on the main thread
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_capacity_message_says_whether_the_driver_waits_or_gives_up():
+    from launch.ray_capacity import CapacityWatch
+
+    left = [{"NodeID": "a1b2c3d4e5", "NodeManagerAddress": "10.0.0.7"}]
+    waits = CapacityWatch(RayProfile(workers=2), "10.0.0.1:6379")._short_message(1, left)
+    assert "room for 1 of the 2 workers" in waits and "a1b2c3d4 (10.0.0.7)" in waits
+    assert "waits without limit (set --capacity-timeout-s to give up)" in waits
+    assert "ray start --address 10.0.0.1:6379" in waits
+    gives_up = CapacityWatch(RayProfile(workers=2, capacity_timeout_s=90), "10.0.0.1:6379")._short_message(1, left)
+    assert "gives up after 90 s" in gives_up and "without limit" not in gives_up
