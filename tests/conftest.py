@@ -19,6 +19,11 @@ TESTS = REPO / "tests"
 # later cluster then refuses clients without that token (InvalidAuthToken). The tests' clusters are their own,
 # on the loopback: no token. Set before ray is imported (its config reads it once); subprocesses inherit it.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Ray starts its worker processes at nice 15. In CI the Ray tests share 2 cores with the other xdist worker's
+# torchrun ranks at nice 0, and a nice-15 Train worker then gets a few percent of a core: a worker group took
+# minutes to start, and Ray Train retries a failed start without limit (the likely cause of a CI hang). The
+# tests' clusters (started with this environment) run their workers at the priority of every other test process.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 # --- Two test processes (`pytest -n 2`: pytest-xdist, with `--dist loadgroup` from pyproject.toml) -------------
